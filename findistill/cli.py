@@ -1,0 +1,61 @@
+"""``findistill <stage> --param value ...``: the same stages ``mlflow run . -e <stage>`` runs.
+
+Parameters arrive as strings (as MLflow passes them); unknown ones and bad values end with one
+line naming the parameter, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from findistill.config import ConfigError, parse_params
+from findistill.data import DataError
+from findistill.models import ModelLoadError
+
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError)
+
+
+def parse_argv(argv: list[str]) -> dict[str, str]:
+    """``["--a", "1", "--b=2"]`` -> ``{"a": "1", "b": "2"}``; raises ConfigError on anything else."""
+    params: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"expected --name value pairs, got {arg!r}")
+        name = arg[2:]
+        if "=" in name:
+            name, value = name.split("=", 1)
+        else:
+            if i + 1 >= len(argv):
+                raise ConfigError(f"parameter '{name}' has no value")
+            i += 1
+            value = argv[i]
+        params[name.replace("-", "_")] = value
+        i += 1
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    from findistill.stages import STAGES
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STAGES:
+        print(f"usage: findistill {{{','.join(STAGES)}}} [--param value ...]", file=sys.stderr)
+        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    stage = argv[0]
+    function, config_class = STAGES[stage]
+    try:
+        config = parse_params(config_class, parse_argv(argv[1:]))
+        function(config)
+    except USER_ERRORS as err:
+        if os.environ.get("FINDISTILL_DEBUG"):
+            raise
+        print(f"findistill {stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

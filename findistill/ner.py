@@ -1,0 +1,247 @@
+"""Word-level NER on top of sub-token encoders: alignment, chunking, pooling, decoding, scoring.
+
+NER labels live on words. A sentence is tokenised with ``is_split_into_words=True``; the label of
+a word sits on its first sub-token (the other pieces get -100, ignored by the loss). Sentences
+longer than ``max_length`` sub-tokens are cut into chunks *between words* (never inside a word), so
+long SEC sentences lose no labels; predictions of the chunks are put back together per sentence.
+
+Scoring is seqeval's entity-level P/R/F1 in strict IOB2 mode. Predicted tags are first decoded to
+valid IOB2 (:func:`repair_iob2`: an ``I-X`` that does not continue an ``X`` entity starts one, as
+conlleval reads it), the same decoding the served model uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from seqeval.metrics.v1 import classification_report, precision_recall_fscore_support, unique_labels
+from seqeval.scheme import IOB2
+from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Chunk:
+    """One model input: words ``[start, end)`` of sentence ``sentence``.
+
+    ``features`` holds ``input_ids``/``attention_mask`` (and ``labels`` when tags were given);
+    ``word_index[t]`` is the word (relative to ``start``) of sub-token ``t``, -1 for special tokens;
+    ``labeled_words`` are the words (absolute) that own a first sub-token, in order.
+    """
+
+    sentence: int
+    start: int
+    end: int
+    features: dict[str, list[int]]
+    word_index: list[int]
+    labeled_words: list[int] = field(default_factory=list)
+
+
+def word_chunks(tokens_per_word: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """Split a sentence into ``[start, end)`` word ranges of at most ``budget`` sub-tokens each.
+
+    A single word longer than the budget gets a chunk of its own (the tokenizer truncates it).
+    An empty sentence gives one empty chunk so that every sentence keeps a place.
+    """
+    if budget < 1:
+        raise ValueError(f"chunk budget must be >= 1 sub-token, got {budget}")
+    chunks: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, n in enumerate(tokens_per_word):
+        if used + n > budget and i > start:
+            chunks.append((start, i))
+            start, used = i, 0
+        used += n
+    chunks.append((start, len(tokens_per_word)))
+    return chunks
+
+
+def _tokens_per_word(tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Sub-token count of every word (without special tokens); 0 for words the tokenizer drops."""
+    encoded = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    counts = []
+    for i, words in enumerate(sentences):
+        per_word = [0] * len(words)
+        for w in encoded.word_ids(i):
+            if w is not None:
+                per_word[w] += 1
+        counts.append(per_word)
+    return counts
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: Sequence[Sequence[str]],
+    tags: Sequence[Sequence[str]] | None = None,
+    label2id: dict[str, int] | None = None,
+    max_length: int = 256,
+) -> list[Chunk]:
+    """Tokenise pre-split sentences into chunks of at most ``max_length`` sub-tokens (specials included).
+
+    With ``tags`` (and ``label2id``) each chunk carries ``labels``: the word's label id on its first
+    sub-token, -100 elsewhere.
+    """
+    if not sentences:
+        return []
+    if tags is not None and label2id is None:
+        raise ValueError("encode: tags given without label2id")
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    spans = []
+    for s, counts in enumerate(_tokens_per_word(tokenizer, sentences)):
+        spans.extend((s, a, b) for a, b in word_chunks(counts, budget))
+    pieces = [list(sentences[s][a:b]) for s, a, b in spans]
+    encoded = tokenizer(pieces, is_split_into_words=True, truncation=True, max_length=max_length)
+    chunks = []
+    for j, (s, a, b) in enumerate(spans):
+        word_ids = encoded.word_ids(j)
+        features = {k: list(v[j]) for k, v in encoded.items()}
+        labels, labeled, previous = [], [], None
+        for w in word_ids:
+            first = w is not None and w != previous
+            if first:
+                labeled.append(a + w)
+            if tags is not None:
+                labels.append(label2id[tags[s][a + w]] if first else IGNORE_INDEX)  # type: ignore[index]
+            previous = w
+        if tags is not None:
+            features["labels"] = labels
+        chunks.append(Chunk(s, a, b, features, [-1 if w is None else w for w in word_ids], labeled))
+    return chunks
+
+
+def pool_words(states: torch.Tensor, word_index: torch.Tensor, n_words: int, mode: str = "first") -> torch.Tensor:
+    """Pool sub-token vectors to words.
+
+    states: [batch, tokens, dim]; word_index: [batch, tokens] word of each token, -1 for none.
+    Returns [batch, n_words, dim]: the first sub-token's vector (``first``) or the mean of the word's
+    sub-tokens (``mean``); words with no sub-token are zero vectors.
+    """
+    if mode not in ("first", "mean"):
+        raise ValueError(f"word pooling must be 'first' or 'mean', got {mode!r}")
+    batch, tokens, dim = states.shape
+    valid = word_index >= 0
+    target = torch.where(valid, word_index, torch.full_like(word_index, n_words))  # park specials in a spare slot
+    if mode == "first":
+        previous = torch.cat([torch.full_like(word_index[:, :1], -2), word_index[:, :-1]], dim=1)
+        keep = valid & (word_index != previous)
+        target = torch.where(keep, target, torch.full_like(target, n_words))
+    out = states.new_zeros(batch, n_words + 1, dim)
+    out.scatter_add_(1, target.unsqueeze(-1).expand(-1, -1, dim), states)
+    if mode == "mean":
+        counts = states.new_zeros(batch, n_words + 1)
+        counts.scatter_add_(1, target, valid.to(states.dtype))
+        out = out / counts.clamp(min=1).unsqueeze(-1)
+    return out[:, :n_words]
+
+
+def collate_inputs(tokenizer: PreTrainedTokenizerBase, chunks: Sequence[Chunk]) -> dict[str, torch.Tensor]:
+    """Pad a batch of chunks: model inputs as tensors plus ``word_index`` [batch, tokens] (-1 padding)."""
+    features = [{k: v for k, v in c.features.items() if k != "labels"} for c in chunks]
+    batch = tokenizer.pad(features, return_tensors="pt")
+    length = batch["input_ids"].shape[1]
+    word_index = torch.full((len(chunks), length), -1, dtype=torch.long)
+    for i, c in enumerate(chunks):
+        word_index[i, : len(c.word_index)] = torch.tensor(c.word_index, dtype=torch.long)
+    batch["word_index"] = word_index
+    return dict(batch)
+
+
+@torch.inference_mode()
+def predict_word_logits(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: Sequence[Sequence[str]],
+    *,
+    batch_size: int = 32,
+    max_length: int = 256,
+    pooling: str = "first",
+    device: str | torch.device = "cpu",
+) -> list[np.ndarray]:
+    """Word-level logits of a token-classification model: one [n_words, n_labels] array per sentence.
+
+    Chunks are batched by length (less padding) and put back in sentence order. Words the tokenizer
+    maps to no sub-token get all-zero logits (decoded as the first label, ``O``).
+    """
+    model.eval()
+    n_labels = model.config.num_labels
+    out = [np.zeros((len(s), n_labels), dtype=np.float32) for s in sentences]
+    chunks = encode(tokenizer, sentences, max_length=max_length)
+    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].word_index))
+    for b in range(0, len(order), batch_size):
+        batch_chunks = [chunks[i] for i in order[b : b + batch_size]]
+        batch = collate_inputs(tokenizer, batch_chunks)
+        word_index = batch.pop("word_index")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(**batch).logits.float().cpu()  # [batch, tokens, labels]
+        n_words = max(c.end - c.start for c in batch_chunks)
+        words = pool_words(logits, word_index, max(n_words, 1), pooling).numpy()
+        for i, c in enumerate(batch_chunks):
+            present = [w - c.start for w in c.labeled_words]
+            out[c.sentence][c.start + np.array(present, dtype=int)] = words[i, present]
+    return out
+
+
+def repair_iob2(tags: Sequence[str]) -> list[str]:
+    """Make a predicted tag sequence valid IOB2: an ``I-X`` not continuing an ``X`` entity becomes ``B-X``."""
+    fixed, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        fixed.append(tag)
+        previous = tag
+    return fixed
+
+
+def decode(word_logits: Sequence[np.ndarray], labels: Sequence[str]) -> list[list[str]]:
+    """Argmax word logits [n_words, n_labels] to valid IOB2 tag sequences."""
+    return [repair_iob2([labels[i] for i in logits.argmax(-1)]) if len(logits) else [] for logits in word_logits]
+
+
+def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, float]:
+    """seqeval strict-IOB2 entity scores.
+
+    Returns ``precision``/``recall``/``f1`` (micro), ``f1_macro``, and per type ``precision_T``,
+    ``recall_T``, ``f1_T``, ``support_T`` (gold entities of type T).
+    """
+    if len(gold) != len(predicted) or any(len(g) != len(p) for g, p in zip(gold, predicted)):
+        raise ValueError("entity_scores: gold and predicted sequences differ in number or length")
+    gold, predicted = [list(g) for g in gold], [list(p) for p in predicted]
+    kwargs = dict(scheme=IOB2, zero_division=0)
+    p, r, f, _ = precision_recall_fscore_support(gold, predicted, average="micro", **kwargs)
+    scores = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    scores["f1_macro"] = float(precision_recall_fscore_support(gold, predicted, average="macro", **kwargs)[2])
+    types = unique_labels(gold, predicted, IOB2)  # sorted, the order seqeval reports per-type scores in
+    if types:
+        per_p, per_r, per_f, per_s = precision_recall_fscore_support(gold, predicted, average=None, **kwargs)
+        for t, pv, rv, fv, sv in zip(types, per_p, per_r, per_f, per_s):
+            scores.update({f"precision_{t}": float(pv), f"recall_{t}": float(rv), f"f1_{t}": float(fv)})
+            scores[f"support_{t}"] = float(sv)
+    return scores
+
+
+def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> str:
+    """seqeval's per-type classification report (strict IOB2) as text."""
+    return classification_report(
+        [list(g) for g in gold], [list(p) for p in predicted], scheme=IOB2, digits=4, zero_division=0
+    )
+
+
+def chunk_predictions_to_tags(
+    chunks: Sequence[Chunk], predicted_ids: np.ndarray, labels_ids: np.ndarray, sentence_lengths: Sequence[int],
+    labels: Sequence[str],
+) -> list[list[str]]:
+    """Rebuild per-sentence tags from token-level predictions of encoded chunks (Trainer evaluation).
+
+    predicted_ids, labels_ids: [n_chunks, tokens] (label ids, -100 where no word starts). Words with
+    no sub-token are tagged ``O``.
+    """
+    tags = [["O"] * n for n in sentence_lengths]
+    for c, pred, gold in zip(chunks, predicted_ids, labels_ids):
+        ids = pred[gold != IGNORE_INDEX]
+        for w, i in zip(c.labeled_words, ids):
+            tags[c.sentence][w] = labels[int(i)]
+    return [repair_iob2(t) for t in tags]

@@ -1,0 +1,274 @@
+"""The MLflow stages: typed config in, library calls, everything logged.
+
+Each stage is ``<name>(config) -> run_id``; ``entrypoints/<name>.py`` and the ``findistill`` CLI
+parse MLflow's string parameters into the config (:mod:`findistill.config`). Stages pass results to
+each other as MLflow URIs: ``prepare`` logs ``runs:/<id>/data``, ``finetune`` logs
+``runs:/<id>/model`` (a pyfunc NER model with the Hugging Face folder inside).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from transformers import set_seed
+
+from findistill import tracking
+from findistill.config import config_hash, require, to_dict
+from findistill.data import SPLITS, NerData, dataset_stats, load_ner_data, stats_metrics, write_splits
+from findistill.evaluation import check_label_compatibility, evaluate_ner, resolve_device
+from findistill.models import DEFAULT_TEACHER, load_token_classifier, load_tokenizer, model_labels
+from findistill.resources import device_info, format_resources_table, measure_resources
+from findistill.training import TrainSettings, remove_checkpoints, train_token_classifier
+
+EXAMPLE_TEXTS = [
+    "Harbor Point Capital Partners agreed to buy Lindqvist Freight AB for $ 1.2 billion , "
+    "Chief Executive Officer Dana Whitfield told analysts in New York on Tuesday .",
+]
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+@dataclass
+class DataParams:
+    """Where labelled NER data comes from and how it is split (shared by every stage that reads it)."""
+
+    data: str = "sample"
+    splits: str = "auto"
+    scheme: str = "auto"
+    seed: int = 42
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_sentences: int = 0
+
+    def __post_init__(self) -> None:
+        require(bool(self.data.strip()), "data", "a data folder/file, 'sample', or runs:/<id>/data", self.data)
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            require(0.0 < value < 0.5, name, "a fraction between 0 and 0.5", value)
+        require(self.max_sentences >= 0, "max_sentences", "0 (all) or a positive count", self.max_sentences)
+
+
+@dataclass
+class PrepareConfig(DataParams):
+    """``prepare``: read, normalise to IOB2, split, describe."""
+
+
+@dataclass
+class FinetuneConfig(DataParams):
+    """``finetune``: train a token classifier (the teacher) and evaluate it with resource metrics."""
+
+    model: str = DEFAULT_TEACHER
+    epochs: int = 5
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    patience: int = 2
+    eval_split: str = "test"
+    device: str = "auto"
+    checkpoint_dir: str = "auto"
+    keep_checkpoints: bool = False
+    measure_resources: bool = True
+    registered_model_name: str = ""
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        require(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
+        require(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", self.warmup_ratio)
+        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
+        require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
+        require(self.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", self.eval_split)
+
+    def settings(self) -> TrainSettings:
+        return TrainSettings(
+            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
+            max_length=self.max_length, patience=self.patience, seed=self.seed,
+        )
+
+
+@dataclass
+class EvaluateConfig(DataParams):
+    """``evaluate``: entity P/R/F1 of a model on a split, plus the resource metrics."""
+
+    model: str = ""
+    split: str = "test"
+    batch_size: int = 32
+    max_length: int = 256
+    device: str = "auto"
+    measure_resources: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(bool(self.model.strip()), "model", "a model (runs:/<id>/model, models:/<name>@<alias>, a folder)",
+                self.model)
+        require(self.split in SPLITS, "split", f"one of {SPLITS}", self.split)
+
+
+@dataclass
+class MainConfig(FinetuneConfig):
+    """``main``: prepare -> finetune (teacher) -> evaluate the logged model, as child runs of one run."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _load_data(params: DataParams) -> NerData:
+    """Read ``params.data`` (a raw source or a prepared ``runs:/<id>/data``) into IOB2 splits."""
+    return load_ner_data(
+        tracking.localize(params.data), splits=params.splits, scheme=params.scheme, seed=params.seed,
+        validation_fraction=params.validation_fraction, test_fraction=params.test_fraction,
+        max_sentences=params.max_sentences,
+    )
+
+
+def _log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: int, max_length: int,
+                    device: str, measure: bool, model_dir: str | None) -> dict[str, float]:
+    """Evaluate on ``split`` and log ``<split>_f1`` etc., the report, and the resource metrics."""
+    sentences = data.splits[split]
+    check_label_compatibility(model_labels(model), data.labels, f"{data.files.get(split, split)}")
+    result = evaluate_ner(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length, device=device)
+    metrics = {f"{split}_{k}": v for k, v in result.scores.items()}
+    tracking.log_metrics(metrics)
+    tracking.log_text(result.report, f"evaluation/{split}_report.txt")
+    tracking.log_text(
+        "\n\n".join(
+            "\n".join(f"{w}\t{g}\t{p}" for w, g, p in zip(s.tokens, s.tags, pred))
+            for s, pred in zip(sentences, result.predicted)
+        ) + "\n",
+        f"evaluation/{split}_predictions.conll",
+    )
+    print(f"\nEntity scores on {split} ({len(sentences)} sentences, strict IOB2):\n{result.report}")
+    if measure:
+        model.to("cpu")
+        resources = measure_resources(
+            model, tokenizer, [s.tokens for s in sentences], model_dir=model_dir, device=device, max_length=max_length
+        )
+        tracking.log_metrics(resources)
+        mlflow.set_tags({f"device.{k}": v for k, v in device_info(device).items()})
+        table = format_resources_table(resources)
+        tracking.log_text(table, "evaluation/resources.md")
+        print(table)
+        metrics.update(resources)
+    return metrics
+
+
+def _print_where() -> None:
+    uri = mlflow.get_tracking_uri()
+    print(f"\nTracking store: {uri}\nOpen the UI:    mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def prepare(config: PrepareConfig) -> str:
+    """Log ``data/{train,validation,test}.jsonl``, ``data/labels.json`` and ``data_stats.json``."""
+    data = _load_data(config)
+    with tracking.stage_run("prepare", config) as run:
+        stats = dataset_stats(data)
+        tracking.log_metrics(stats_metrics(stats))
+        tracking.log_json(stats, "data_stats.json")
+        with tracking.scratch_dir("prepare") as tmp:
+            write_splits(data, tmp)
+            tracking.log_artifacts(tmp, "data")
+        mlflow.set_tag("findistill.data_uri", f"runs:/{run.info.run_id}/data")
+        for note in data.notes:
+            print(f"note: {note}")
+        print(f"prepared {', '.join(f'{k}: {len(v)} sentences' for k, v in data.splits.items())}; "
+              f"labels {data.labels}\ndata URI: runs:/{run.info.run_id}/data")
+        return run.info.run_id
+
+
+def finetune(config: FinetuneConfig) -> str:
+    """Fine-tune ``model`` on ``data``; log per-epoch curves, the model (``runs:/<id>/model``) and its evaluation."""
+    device = resolve_device(config.device)
+    data = _load_data(config)
+    with tracking.stage_run("finetune", config) as run:
+        tracking.log_json(dataset_stats(data), "data_stats.json")
+        tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
+        set_seed(config.seed)  # the new NER head is initialised here, before the Trainer seeds itself
+        model = load_token_classifier(config.model, data.labels, trust_remote_code=config.trust_remote_code)
+        checkpoints = (
+            Path(".findistill") / "checkpoints" / f"finetune-{config_hash(config)}"
+            if config.checkpoint_dir == "auto" else Path(config.checkpoint_dir)
+        )
+        summary = train_token_classifier(
+            model, tokenizer, data.splits["train"], data.splits["validation"], data.labels, config.settings(),
+            checkpoints, on_epoch=lambda metrics, epoch: tracking.log_metrics(metrics, step=epoch),
+        )
+        if summary["resumed_from"]:
+            mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
+            print(f"resumed from checkpoint {summary['resumed_from']}")
+        tracking.log_metrics({k: v for k, v in summary.items() if k != "resumed_from" and v is not None})
+        with tracking.scratch_dir("model") as tmp:
+            hf_dir = Path(tmp) / "hf_model"
+            model.save_pretrained(hf_dir, safe_serialization=True)
+            tokenizer.save_pretrained(hf_dir)
+            metrics = _log_evaluation(
+                model, tokenizer, data, config.eval_split, batch_size=32, max_length=config.max_length,
+                device=device, measure=config.measure_resources, model_dir=str(hf_dir),
+            )
+            model_uri = tracking.log_ner_model(hf_dir, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
+        if config.registered_model_name:
+            version = tracking.register(
+                model_uri, config.registered_model_name,
+                tags={"role": "teacher", f"{config.eval_split}_f1": round(metrics[f"{config.eval_split}_f1"], 4)},
+            )
+            print(f"registered {config.registered_model_name} version {version}")
+        if not config.keep_checkpoints:
+            remove_checkpoints(checkpoints)
+        print(f"model URI: {model_uri}")
+        _print_where()
+        return run.info.run_id
+
+
+def evaluate(config: EvaluateConfig) -> str:
+    """Evaluate ``model`` on ``split``: ``<split>_f1`` etc., the seqeval report, predictions, resource metrics."""
+    device = resolve_device(config.device)
+    data = _load_data(config)
+    with tracking.stage_run("evaluate", config) as run:
+        model_dir = tracking.localize_model(config.model)
+        tokenizer = load_tokenizer(model_dir)
+        model = load_token_classifier(model_dir)
+        _log_evaluation(
+            model, tokenizer, data, config.split, batch_size=config.batch_size, max_length=config.max_length,
+            device=device, measure=config.measure_resources, model_dir=model_dir if Path(model_dir).exists() else None,
+        )
+        _print_where()
+        return run.info.run_id
+
+
+def main(config: MainConfig) -> str:
+    """The demo chain as child runs of one parent: prepare -> finetune -> evaluate (the logged model)."""
+    base = to_dict(config)
+    data_fields = {k: base[k] for k in to_dict(PrepareConfig())}
+    with tracking.stage_run("main", config, run_name="main") as parent:
+        prepared = prepare(PrepareConfig(**data_fields))
+        prepared_data = {**data_fields, "data": f"runs:/{prepared}/data", "splits": "auto", "max_sentences": 0}
+        tuned = finetune(FinetuneConfig(**{**base, **prepared_data}))
+        evaluate(EvaluateConfig(**prepared_data, model=f"runs:/{tuned}/model", split=config.eval_split,
+                                max_length=config.max_length, device=config.device,
+                                measure_resources=config.measure_resources))
+        loaded = mlflow.pyfunc.load_model(f"runs:/{tuned}/model")
+        print("\nThe logged model, loaded back from MLflow, tags a sentence:")
+        print(f"  {EXAMPLE_TEXTS[0]}")
+        for span in loaded.predict({"text": EXAMPLE_TEXTS})[0]:
+            print(f"  {span['entity']:<5} {span['text']!r} ({span['score']:.2f})")
+        print(f"\nmain run {parent.info.run_id}: prepare {prepared}, finetune {tuned}")
+        return parent.info.run_id
+
+
+STAGES = {
+    "prepare": (prepare, PrepareConfig),
+    "finetune": (finetune, FinetuneConfig),
+    "evaluate": (evaluate, EvaluateConfig),
+    "main": (main, MainConfig),
+}

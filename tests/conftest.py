@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny random encoder built from a config (no downloads), the shared corpora,
+and a temporary SQLite MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+LABELS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def shared_corpus(name: str) -> Path:
+    """Path of a corpus in ../shared/data, or skip the test saying what is missing."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"shared corpus {path} not found (expected ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def packaged_tokenizer():
+    from findistill.models import load_tokenizer
+
+    return load_tokenizer("packaged:all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory, packaged_tokenizer) -> Path:
+    """A 2-layer, 32-wide random BERT encoder with the packaged uncased WordPiece tokenizer, saved
+    like a Hugging Face checkpoint (safetensors)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=packaged_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512,
+    )
+    path = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel(config, add_pooling_layer=False).save_pretrained(path, safe_serialization=True)
+    packaged_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_encoder_dir):
+    """(model, tokenizer) of the tiny encoder with a random 9-label NER head."""
+    from findistill.models import load_token_classifier, load_tokenizer
+
+    return load_token_classifier(str(tiny_encoder_dir), LABELS), load_tokenizer(str(tiny_encoder_dir))
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite tracking store (and artifact folder) for one test; returns its URI."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # artifacts (./mlartifacts) and checkpoints (./.findistill) land here
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(autouse=True)
+def _offline_hub(monkeypatch):
+    """Tests never reach the Hugging Face Hub."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
