@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import (
     DataCollatorForTokenClassification,
     EarlyStoppingCallback,
@@ -91,12 +92,23 @@ def _metrics_fn(chunks, sentences: list[Sentence], labels: list[str]) -> Callabl
     return compute
 
 
+class WordLevelTrainer(Trainer):
+    """Trainer whose evaluation keeps dataset order.
+
+    transformers 5 also applies ``group_by_length`` to evaluation batches; our ``compute_metrics``
+    maps predictions back to sentences by position, so evaluation must stay sequential.
+    """
+
+    def _get_eval_sampler(self, eval_dataset):  # noqa: ANN001 (Trainer signature)
+        return SequentialSampler(eval_dataset) if eval_dataset is not None else None
+
+
 def _argmax_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Keep only predicted ids during evaluation (no need to gather full logits)."""
     return logits.argmax(-1)
 
 
-def train_token_classifier(
+def build_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     train: list[Sentence],
@@ -106,23 +118,14 @@ def train_token_classifier(
     output_dir: str | Path,
     *,
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
-    resume: bool = True,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Fine-tune ``model`` on word-labelled sentences; return a summary.
-
-    The best epoch by validation entity F1 is loaded at the end. ``output_dir`` holds one
-    checkpoint per epoch; when it already has one and ``resume`` is set, training continues from
-    the latest (an interrupted run resumes). Returns ``best_val_f1``, ``best_epoch``,
-    ``epochs_run``, ``resumed_from`` (checkpoint path or ``None``) and ``train_seconds``.
-    """
-    set_seed(settings.seed)
+) -> Trainer:
+    """A Trainer over word-labelled sentences whose ``evaluate()`` reports entity P/R/F1 (``eval_f1``...)."""
     label2id = {label: i for i, label in enumerate(labels)}
     train_chunks = encode(tokenizer, [s.tokens for s in train], [s.tags for s in train], label2id, settings.max_length)
     val_chunks = encode(
         tokenizer, [s.tokens for s in validation], [s.tags for s in validation], label2id, settings.max_length
     )
-    output_dir = Path(output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=settings.epochs,
@@ -150,7 +153,7 @@ def train_token_classifier(
     callbacks: list[TrainerCallback] = [EarlyStoppingCallback(early_stopping_patience=settings.patience)]
     if on_epoch is not None:
         callbacks.append(EpochLogger(on_epoch))
-    trainer = Trainer(
+    return WordLevelTrainer(
         model=model,
         args=args,
         train_dataset=[c.features for c in train_chunks],
@@ -160,6 +163,33 @@ def train_token_classifier(
         compute_metrics=_metrics_fn(val_chunks, validation, labels),
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=callbacks,
+    )
+
+
+def train_token_classifier(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train: list[Sentence],
+    validation: list[Sentence],
+    labels: list[str],
+    settings: TrainSettings,
+    output_dir: str | Path,
+    *,
+    on_epoch: Callable[[dict[str, float], int], None] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune ``model`` on word-labelled sentences; return a summary.
+
+    The best epoch by validation entity F1 is loaded at the end. ``output_dir`` holds one
+    checkpoint per epoch; when it already has one and ``resume`` is set, training continues from
+    the latest (an interrupted run resumes). Returns ``best_val_f1``, ``best_epoch``,
+    ``epochs_run``, ``resumed_from`` (checkpoint path or ``None``) and ``train_seconds``.
+    """
+    set_seed(settings.seed)
+    output_dir = Path(output_dir)
+    trainer = build_trainer(
+        model, tokenizer, train, validation, labels, settings, output_dir, on_epoch=on_epoch, progress=progress
     )
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
