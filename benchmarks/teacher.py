@@ -1,0 +1,97 @@
+"""Teacher baseline: fine-tune the packaged teacher on the shared financial corpora and tabulate.
+
+    .venv/bin/python benchmarks/teacher.py                     # run + table (about 25 min on 2 cores)
+    .venv/bin/python benchmarks/teacher.py --collect-only      # table from runs already in the store
+
+Each corpus is fine-tuned through ``mlflow run . -e finetune`` (experiment ``teacher-<corpus>``)
+in the tracking store of ``MLFLOW_TRACKING_URI`` (default ``sqlite:///benchmarks/results/mlflow.db``);
+the table is written to ``benchmarks/results/teacher.{json,md}``. Every number in it is read back
+from the MLflow runs, so the table and the UI cannot disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+CORPORA = {
+    "finer-ord": "train.conll → train/validation (seeded 10%); validation.conll → test (402 sentences)",
+    "sec-filings": "FIN5 → train/validation (seeded 10%); FIN3 → test (303 sentences)",
+}
+COLUMNS = [
+    ("test_f1", "test F1", "{:.4f}"), ("test_precision", "P", "{:.4f}"), ("test_recall", "R", "{:.4f}"),
+    ("best_val_f1", "val F1", "{:.4f}"), ("best_epoch", "best epoch", "{:.0f}"),
+    ("params_total", "params", "{:,.0f}"), ("model_size_mb", "size MB", "{:.1f}"),
+    ("latency_cpu_b1_ms_p50", "CPU b1 p50 ms", "{:.1f}"), ("latency_cpu_b32_ms_p50", "CPU b32 p50 ms", "{:.0f}"),
+    ("throughput_cpu_words_per_s", "words/s", "{:,.0f}"), ("train_seconds", "train s", "{:.0f}"),
+]
+
+
+def run_finetune(corpus: str, seed: int, params: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "finetune", "--env-manager", "local",
+               "--experiment-name", f"teacher-{corpus}", "-P", f"data={REPO.parent / 'shared' / 'data' / corpus}",
+               "-P", f"seed={seed}"]
+    for key, value in params.items():
+        command += ["-P", f"{key}={value}"]
+    subprocess.run(command, check=True, cwd=REPO)
+
+
+def collect() -> list[dict]:
+    import mlflow
+
+    rows = []
+    for corpus in CORPORA:
+        runs = mlflow.search_runs(experiment_names=[f"teacher-{corpus}"], filter_string="attributes.status = 'FINISHED'")
+        for _, run in runs.iterrows():
+            row = {"corpus": corpus, "run_id": run.run_id, "seed": run.get("params.seed"),
+                   "epochs": run.get("params.epochs"), "learning_rate": run.get("params.learning_rate")}
+            row.update({k.removeprefix("metrics."): v for k, v in run.items() if k.startswith("metrics.")})
+            rows.append(row)
+    return rows
+
+
+def per_type(row: dict) -> str:
+    types = sorted(k.removeprefix("test_f1_") for k in row if k.startswith("test_f1_") and k != "test_f1_macro")
+    return ", ".join(f"{t} {row[f'test_f1_{t}']:.3f} (n={row.get(f'test_support_{t}', 0):.0f})" for t in types)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| corpus | seed | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+             "|---|---|" + "---:|" * len(COLUMNS)]
+    for row in rows:
+        cells = [fmt.format(row[key]) if isinstance(row.get(key), (int, float)) else "–" for key, _, fmt in COLUMNS]
+        lines.append(f"| {row['corpus']} | {row['seed']} | " + " | ".join(cells) + " |")
+    lines += ["", "Per-type test F1:", ""]
+    lines += [f"- {row['corpus']} (seed {row['seed']}): {per_type(row)}" for row in rows]
+    lines += ["", "Splits:", ""] + [f"- {c}: {text}" for c, text in CORPORA.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collect-only", action="store_true", help="only tabulate runs already in the store")
+    parser.add_argument("--seeds", default="42", help="comma-separated seeds (default 42)")
+    parser.add_argument("--epochs", default="6")
+    parser.add_argument("--learning-rate", default="1e-4")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{RESULTS / 'mlflow.db'}")
+    if not args.collect_only:
+        for corpus in CORPORA:
+            for seed in (int(s) for s in args.seeds.split(",")):
+                run_finetune(corpus, seed, {"epochs": args.epochs, "learning_rate": args.learning_rate})
+    rows = collect()
+    (RESULTS / "teacher.json").write_text(json.dumps(rows, indent=2, default=str))
+    table = markdown(rows)
+    (RESULTS / "teacher.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
