@@ -1,8 +1,11 @@
 """MLflow entry point `evaluate` (see findistill.stages.evaluate for what it logs)."""
 
 import sys
+from pathlib import Path
 
-from findistill.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's findistill, installed or not
+
+from findistill.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["evaluate", *sys.argv[1:]]))

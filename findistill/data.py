@@ -796,9 +796,33 @@ def _convert_parts(parts: list[_Part], scheme: str) -> tuple[str, list[str]]:
     return scheme, notes
 
 
-def _check_label_sets(parts: list[_Part]) -> list[str]:
-    """Returns the label list of the training parts; DataError if another split has extra types."""
+def _declared_label_types(data: str | os.PathLike) -> set[str] | None:
+    """Entity types of the ``labels.json`` that ``write_splits`` put beside the splits, if there is one.
+
+    A prepared corpus carries its label list: a slice of its train split may lack a rare type
+    that the full corpus (and so the label list) has.
+    """
+    path = Path(data) / "labels.json" if Path(data).is_dir() else None
+    if path is None or not path.exists():
+        return None
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"not valid JSON ({err}); expected a list of IOB2 labels", path) from None
+    if not isinstance(labels, list) or not all(isinstance(x, str) and _TAG_RE.match(x) for x in labels):
+        raise DataError('expected a JSON list of labels such as ["O", "B-ORG", "I-ORG"]', path)
+    return {label[2:] for label in labels if label != "O"}
+
+
+def _check_label_sets(parts: list[_Part], declared: set[str] | None = None) -> list[str]:
+    """Returns the label list of the training parts (or the declared one); DataError if another
+    split has types outside it."""
     train_types = _entity_types(s for p in parts if p.split in ("train", "all") for s in p.sentences)
+    if declared is not None:
+        undeclared = train_types - declared
+        if undeclared:
+            raise DataError(f"train has entity type(s) {', '.join(sorted(undeclared))} missing from labels.json")
+        train_types = declared
     for part in parts:
         if part.split in ("train", "all"):
             continue
@@ -935,7 +959,7 @@ def load_ner_data(data: str | os.PathLike, *, splits: str = "auto", scheme: str 
                         "expected \"auto\" or \"train=FILE,test=FILE\"")
     parts = _read_parts(data, splits)
     used_scheme, scheme_notes = _convert_parts(parts, scheme)
-    labels = _check_label_sets(parts)
+    labels = _check_label_sets(parts, _declared_label_types(data))
     arranged, files, notes = _arrange_splits(parts, seed, validation_fraction, test_fraction)
     for split in SPLITS:
         if not arranged[split]:

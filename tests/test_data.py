@@ -437,3 +437,18 @@ def test_dataset_stats_and_metrics_on_known_case():
     assert metrics["test_len_max"] == 130.0 and metrics["test_share_len_over_128"] == 0.5
     assert all(re.fullmatch(r"[A-Za-z0-9_]+", name) for name in metrics)
     assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_prepared_slice_keeps_its_label_list(tmp_path):
+    """A slice whose train part lacks a rare type still loads: labels.json declares the full list."""
+    from conftest import shared_corpus
+
+    data = load_ner_data(shared_corpus("sec-filings"), max_sentences=60)
+    assert "MISC" in data.entity_types
+    assert "MISC" not in {t[2:] for s in data.splits["train"] for t in s.tags if t != "O"}
+    write_splits(data, tmp_path)
+    again = load_ner_data(tmp_path)
+    assert again.labels == data.labels and again.splits == data.splits
+    (tmp_path / "labels.json").write_text('["O", "B-PER", "I-PER"]')
+    with pytest.raises(DataError, match="labels.json"):
+        load_ner_data(tmp_path)

@@ -7,6 +7,7 @@ stage, as users run them); the others call the stages in-process, which is faste
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -27,7 +28,8 @@ def _mlflow_run(entry: str, store: str, experiment: str, **params) -> subprocess
     ]
     for key, value in params.items():
         command += ["-P", f"{key}={value}"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TOKENIZERS_PARALLELISM": "false"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # `python` = this venv's
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TOKENIZERS_PARALLELISM": "false", "PATH": path}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
 
