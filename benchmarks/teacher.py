@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CORPORA = {
@@ -31,6 +33,7 @@ COLUMNS = [
     ("latency_cpu_b1_ms_p50", "CPU b1 p50 ms", "{:.1f}"), ("latency_cpu_b32_ms_p50", "CPU b32 p50 ms", "{:.0f}"),
     ("throughput_cpu_words_per_s", "words/s", "{:,.0f}"), ("train_seconds", "train s", "{:.0f}"),
 ]
+SUMMARY = ["test_f1", "test_precision", "test_recall", "best_val_f1"]
 
 
 def run_finetune(corpus: str, seed: int, params: dict[str, str]) -> None:
@@ -67,6 +70,13 @@ def markdown(rows: list[dict]) -> str:
     for row in rows:
         cells = [fmt.format(row[key]) if isinstance(row.get(key), (int, float)) else "–" for key, _, fmt in COLUMNS]
         lines.append(f"| {row['corpus']} | {row['seed']} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± standard deviation over seeds:", ""]
+    for corpus in CORPORA:
+        group = [row for row in rows if row["corpus"] == corpus]
+        if group:
+            stats = [f"{key} {np.mean([r[key] for r in group]):.4f} ± {np.std([r[key] for r in group]):.4f}"
+                     for key in SUMMARY]
+            lines.append(f"- {corpus} ({len(group)} seeds): " + ", ".join(stats))
     lines += ["", "Per-type test F1:", ""]
     lines += [f"- {row['corpus']} (seed {row['seed']}): {per_type(row)}" for row in rows]
     lines += ["", "Splits:", ""] + [f"- {c}: {text}" for c, text in CORPORA.items()]
@@ -79,13 +89,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="42", help="comma-separated seeds (default 42)")
     parser.add_argument("--epochs", default="6")
     parser.add_argument("--learning-rate", default="1e-4")
+    parser.add_argument("--patience", default="2")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{RESULTS / 'mlflow.db'}")
     if not args.collect_only:
         for corpus in CORPORA:
             for seed in (int(s) for s in args.seeds.split(",")):
-                run_finetune(corpus, seed, {"epochs": args.epochs, "learning_rate": args.learning_rate})
+                run_finetune(corpus, seed, {"epochs": args.epochs, "learning_rate": args.learning_rate,
+                                               "patience": args.patience})
     rows = collect()
     (RESULTS / "teacher.json").write_text(json.dumps(rows, indent=2, default=str))
     table = markdown(rows)

@@ -57,18 +57,10 @@ class PrepareConfig(DataParams):
 
 
 @dataclass
-class FinetuneConfig(DataParams):
+class FinetuneConfig(TrainSettings, DataParams):
     """``finetune``: train a token classifier (the teacher) and evaluate it with resource metrics."""
 
     model: str = DEFAULT_TEACHER
-    epochs: int = 10
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    max_length: int = 256
-    patience: int = 3
     eval_split: str = "test"
     device: str = "auto"
     checkpoint_dir: str = "auto"
@@ -86,13 +78,6 @@ class FinetuneConfig(DataParams):
         require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
         require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
         require(self.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", self.eval_split)
-
-    def settings(self) -> TrainSettings:
-        return TrainSettings(
-            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
-            max_length=self.max_length, patience=self.patience, seed=self.seed,
-        )
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,24 @@ from findistill.ner import chunk_predictions_to_tags, encode, entity_scores
 
 @dataclass
 class TrainSettings:
-    """Optimisation settings shared by every stage that trains (``finetune``, later ``distill``)."""
+    """Optimisation settings shared by every stage that trains (``finetune``, later ``distill``).
 
-    epochs: int = 5
+    Stage configs inherit these fields, so parameter names and defaults agree everywhere.
+    """
+
+    epochs: int = 10
     batch_size: int = 16
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     max_length: int = 256
-    patience: int = 2
+    patience: int = 3
     seed: int = 42
+
+    def settings(self) -> "TrainSettings":
+        """Just the training settings of a (possibly larger) stage config."""
+        return TrainSettings(**{f.name: getattr(self, f.name) for f in fields(TrainSettings)})
 
 
 class EpochLogger(TrainerCallback):

@@ -26,16 +26,10 @@ from findistill.data import (
     write_splits,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CONLL_LABELS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+from conftest import LABELS, shared_corpus
 
-
-def shared(corpus: str) -> Path:
-    """Returns the path of a shared corpus folder, skipping the test when it is not there."""
-    path = SHARED_DATA / corpus
-    if not path.is_dir():
-        pytest.skip(f"shared corpus {corpus!r} not found at {path} (expected ../shared/data beside the repo)")
-    return path
+CONLL_LABELS = LABELS
+shared = shared_corpus
 
 
 def write(folder: Path, name: str, text: str | bytes) -> Path:
@@ -441,8 +435,6 @@ def test_dataset_stats_and_metrics_on_known_case():
 
 def test_prepared_slice_keeps_its_label_list(tmp_path):
     """A slice whose train part lacks a rare type still loads: labels.json declares the full list."""
-    from conftest import shared_corpus
-
     data = load_ner_data(shared_corpus("sec-filings"), max_sentences=60)
     assert "MISC" in data.entity_types
     assert "MISC" not in {t[2:] for s in data.splits["train"] for t in s.tags if t != "O"}
