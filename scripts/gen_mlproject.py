@@ -1,0 +1,34 @@
+"""Regenerate MLproject from the stage configs (tests/test_config.py checks they agree): python scripts/gen_mlproject.py"""
+import dataclasses
+import typing
+from pathlib import Path
+
+from findistill.stages import STAGES
+docs = {
+ "prepare": "Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/ (runs:/<id>/data) and dataset statistics.",
+ "finetune": "Fine-tune an encoder for NER (the teacher); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.",
+ "evaluate": "Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.",
+ "main": "The demo chain as child runs: prepare -> finetune -> evaluate the logged model.",
+}
+out = ["# findistill: one entry point per stage. Every parameter arrives as a string and is validated",
+       "# into the stage's typed config (findistill/stages.py); tests/test_config.py keeps this file in sync.",
+       "# Example: mlflow run . -e finetune -P data=../shared/data/sec-filings -P epochs=5 --env-manager local",
+       "name: findistill", "", "python_env: python_env.yaml", "", "entry_points:"]
+for name, (fn, cls) in STAGES.items():
+    out += [f"  # {docs[name]}", f"  {name}:", "    parameters:"]
+    hints = typing.get_type_hints(cls)
+    args = []
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        typ = "float" if t in (int, float) else "string"
+        if name == "evaluate" and f.name == "model":
+            out.append(f"      {f.name}: {{type: string}}")
+        else:
+            d = f.default
+            d = str(d).lower() if isinstance(d, bool) else d
+            d = '""' if d == "" else d
+            out.append(f"      {f.name}: {{type: {typ}, default: {d}}}")
+        args.append(f"--{f.name} {{{f.name}}}")
+    out.append(f'    command: "python entrypoints/{name}.py ' + " ".join(args) + '"')
+    out.append("")
+open(Path(__file__).resolve().parents[1] / "MLproject", "w").write("\n".join(out))
