@@ -9,9 +9,20 @@ from __future__ import annotations
 import os
 import sys
 
+from findistill import stages, tokenization_stages
 from findistill.config import ConfigError, parse_params
 from findistill.data import DataError
 from findistill.models import ModelLoadError
+
+#: entry point name -> (stage function, its config class); MLproject declares the same
+STAGES = {
+    "prepare": (stages.prepare, stages.PrepareConfig),
+    "analyze_tokenization": (tokenization_stages.analyze_tokenization, tokenization_stages.AnalyzeTokenizationConfig),
+    "train_tokenizer": (tokenization_stages.train_tokenizer, tokenization_stages.TrainTokenizerConfig),
+    "finetune": (stages.finetune, stages.FinetuneConfig),
+    "evaluate": (stages.evaluate, stages.EvaluateConfig),
+    "main": (stages.main, stages.MainConfig),
+}
 
 USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError)
 
@@ -38,8 +49,6 @@ def parse_argv(argv: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from findistill.stages import STAGES
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STAGES:
         print(f"usage: findistill {{{','.join(STAGES)}}} [--param value ...]", file=sys.stderr)

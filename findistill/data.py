@@ -493,7 +493,7 @@ def read_file(path: str | os.PathLike) -> list[Sentence]:
 # Hugging Face datasets
 
 
-def _is_saved_dataset(folder: Path) -> bool:
+def is_saved_dataset(folder: Path) -> bool:
     """Returns True if ``folder`` was written by ``save_to_disk`` (Dataset or DatasetDict)."""
     return folder.is_dir() and ((folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file())
 
@@ -514,7 +514,7 @@ def read_hf_dataset(source: str) -> dict[str, list[Sentence]]:
     import datasets  # imported here: slow to import and only needed for these formats
 
     path = Path(source)
-    if _is_saved_dataset(path):
+    if is_saved_dataset(path):
         loaded = datasets.load_from_disk(os.fspath(path))
     elif path.is_file() or path.is_dir():
         loaded = _load_local_files(datasets, path)
@@ -541,7 +541,7 @@ def _load_local_files(datasets: Any, path: Path) -> Any:
                         f"these kinds; found: {', '.join(f.name for f in files) or 'no data files'}", path)
     data_files: dict[str, list[str]] = {}
     for file in files:
-        split = _split_for_file_name(file) or "all"
+        split = split_for_file_name(file) or "all"
         data_files.setdefault(split, []).append(os.fspath(file))
     if "all" in data_files and len(data_files) > 1:
         raise DataError(f"cannot tell the split of {data_files['all'][0]}; {_SPLITS_HELP}", path)
@@ -622,7 +622,7 @@ def _dataset_to_sentences(dataset: Any, source: str, split: str) -> list[Sentenc
 # Assigning files to splits
 
 
-def _split_for_file_name(file: Path) -> str | None:
+def split_for_file_name(file: Path) -> str | None:
     """Returns the split a file name implies (see :data:`KNOWN_FILE_SPLITS`), or None.
 
     Raises DataError if the name suggests more than one split (e.g. ``train_test.conll``).
@@ -638,7 +638,7 @@ def _split_for_file_name(file: Path) -> str | None:
     return found[0] if found else None
 
 
-def _is_ignored(file: Path) -> bool:
+def is_ignored_file(file: Path) -> bool:
     """Returns True for files in a data folder that are not data (README, LICENSE, hidden...)."""
     lower = file.name.lower()
     return (lower.startswith(".") or lower.startswith(_IGNORED_PREFIXES) or lower.endswith(_IGNORED_SUFFIXES)
@@ -647,7 +647,7 @@ def _is_ignored(file: Path) -> bool:
 
 def _data_files(folder: Path) -> list[Path]:
     """Returns the data files of ``folder``, sorted by name, without documentation/hidden files."""
-    return sorted(file for file in folder.iterdir() if file.is_file() and not _is_ignored(file))
+    return sorted(file for file in folder.iterdir() if file.is_file() and not is_ignored_file(file))
 
 
 def _assign_folder(folder: Path) -> dict[str, list[Path]]:
@@ -661,7 +661,7 @@ def _assign_folder(folder: Path) -> dict[str, list[Path]]:
                         "validation.conll, test.conll", folder)
     assigned: dict[str, list[Path]] = {}
     for file in files:
-        split = _split_for_file_name(file)
+        split = split_for_file_name(file)
         if split is None:
             if len(files) == 1:
                 return {"all": [file]}
@@ -716,7 +716,7 @@ def _read_parts(data: str | os.PathLike, splits: str) -> list[_Part]:
     if splits.strip().lower() != "auto":
         base = path if path.is_dir() else path.parent
         return _read_assigned(_parse_splits(splits, base))
-    if _is_saved_dataset(path):
+    if is_saved_dataset(path):
         return _hf_parts(os.fspath(path))
     if path.is_dir():
         return _read_assigned(_assign_folder(path))

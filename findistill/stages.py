@@ -113,7 +113,7 @@ class MainConfig(FinetuneConfig):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _load_data(params: DataParams) -> NerData:
+def load_stage_data(params: DataParams) -> NerData:
     """Read ``params.data`` (a raw source or a prepared ``runs:/<id>/data``) into IOB2 splits."""
     return load_ner_data(
         tracking.localize(params.data), splits=params.splits, scheme=params.scheme, seed=params.seed,
@@ -153,7 +153,7 @@ def _log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: 
     return metrics
 
 
-def _print_where() -> None:
+def print_tracking_location() -> None:
     uri = mlflow.get_tracking_uri()
     print(f"\nTracking store: {uri}\nOpen the UI:    mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
 
@@ -163,7 +163,7 @@ def _print_where() -> None:
 
 def prepare(config: PrepareConfig) -> str:
     """Log ``data/{train,validation,test}.jsonl``, ``data/labels.json`` and ``data_stats.json``."""
-    data = _load_data(config)
+    data = load_stage_data(config)
     with tracking.stage_run("prepare", config) as run:
         stats = dataset_stats(data)
         tracking.log_metrics(stats_metrics(stats))
@@ -182,7 +182,7 @@ def prepare(config: PrepareConfig) -> str:
 def finetune(config: FinetuneConfig) -> str:
     """Fine-tune ``model`` on ``data``; log per-epoch curves, the model (``runs:/<id>/model``) and its evaluation."""
     device = resolve_device(config.device)
-    data = _load_data(config)
+    data = load_stage_data(config)
     with tracking.stage_run("finetune", config) as run:
         tracking.log_json(dataset_stats(data), "data_stats.json")
         tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
@@ -218,14 +218,14 @@ def finetune(config: FinetuneConfig) -> str:
         if not config.keep_checkpoints:
             remove_checkpoints(checkpoints)
         print(f"model URI: {model_uri}")
-        _print_where()
+        print_tracking_location()
         return run.info.run_id
 
 
 def evaluate(config: EvaluateConfig) -> str:
     """Evaluate ``model`` on ``split``: ``<split>_f1`` etc., the seqeval report, predictions, resource metrics."""
     device = resolve_device(config.device)
-    data = _load_data(config)
+    data = load_stage_data(config)
     with tracking.stage_run("evaluate", config) as run:
         model_dir = tracking.localize_model(config.model)
         tokenizer = load_tokenizer(model_dir)
@@ -234,7 +234,7 @@ def evaluate(config: EvaluateConfig) -> str:
             model, tokenizer, data, config.split, batch_size=config.batch_size, max_length=config.max_length,
             device=device, measure=config.measure_resources, model_dir=model_dir if Path(model_dir).exists() else None,
         )
-        _print_where()
+        print_tracking_location()
         return run.info.run_id
 
 
@@ -258,9 +258,3 @@ def main(config: MainConfig) -> str:
         return parent.info.run_id
 
 
-STAGES = {
-    "prepare": (prepare, PrepareConfig),
-    "finetune": (finetune, FinetuneConfig),
-    "evaluate": (evaluate, EvaluateConfig),
-    "main": (main, MainConfig),
-}

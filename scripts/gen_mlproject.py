@@ -3,12 +3,14 @@ import dataclasses
 import typing
 from pathlib import Path
 
-from findistill.stages import STAGES
+from findistill.cli import STAGES
 docs = {
  "prepare": "Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/ (runs:/<id>/data) and dataset statistics.",
  "finetune": "Fine-tune an encoder for NER (the teacher); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.",
  "evaluate": "Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.",
  "main": "The demo chain as child runs: prepare -> finetune -> evaluate the logged model.",
+ "analyze_tokenization": "Fertility, UNK rate, sequence lengths, per-entity-type fertility, vocabulary use/overlap of tokenizers over corpora (general vs financial); tables and plots.",
+ "train_tokenizer": "Build a domain tokenizer (method train/trim/extend, vocab_size) from domain text; logs tokenizer/ (runs:/<id>/tokenizer) and its held-out analysis vs the teacher.",
 }
 out = ["# findistill: one entry point per stage. Every parameter arrives as a string and is validated",
        "# into the stage's typed config (findistill/stages.py); tests/test_config.py keeps this file in sync.",

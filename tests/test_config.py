@@ -8,7 +8,8 @@ import yaml
 
 from findistill.cli import main as cli_main, parse_argv
 from findistill.config import ConfigError, parse_params
-from findistill.stages import STAGES, EvaluateConfig, FinetuneConfig
+from findistill.cli import STAGES
+from findistill.stages import EvaluateConfig, FinetuneConfig
 
 from conftest import REPO
 
