@@ -56,15 +56,6 @@ def localize_model(ref: str) -> str:
     raise FileNotFoundError(f"{ref}: no Hugging Face model (config.json) in the MLflow artifacts at {root}")
 
 
-def _flat(prefix: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flat(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    return {prefix: value}
-
-
 @contextlib.contextmanager
 def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """Open the stage's MLflow run, log its config (params + ``config.json``) and stage tags.
@@ -74,8 +65,8 @@ def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[
     """
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=run_name or stage, nested=nested) as run:
-        params = {k: v for k, v in _flat("", to_dict(config)).items()}
-        existing = mlflow.get_run(run.info.run_id).data.params
+        params = to_dict(config)  # stage configs are flat dataclasses
+        existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
         mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
         mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__})
         mlflow.log_dict(to_dict(config), "config.json")
