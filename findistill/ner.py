@@ -150,7 +150,67 @@ def collate_inputs(tokenizer: PreTrainedTokenizerBase, chunks: Sequence[Chunk]) 
     return dict(batch)
 
 
+@dataclass
+class WordOutputs:
+    """A model's outputs pooled to words, one array per sentence.
+
+    ``logits``: [n_words, n_labels]; ``hidden``: [n_layers, n_words, dim] (float16) for the
+    requested hidden-state layers, or ``None``; ``present``: [n_words] bool, False for words the
+    tokenizer maps to no sub-token (their rows are zeros).
+    """
+
+    logits: list[np.ndarray]
+    hidden: list[np.ndarray] | None
+    present: list[np.ndarray]
+
+
 @torch.inference_mode()
+def word_outputs(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: Sequence[Sequence[str]],
+    *,
+    hidden_layers: Sequence[int] = (),
+    batch_size: int = 32,
+    max_length: int = 256,
+    pooling: str = "first",
+    device: str | torch.device = "cpu",
+) -> WordOutputs:
+    """Word-level logits (and hidden states ``hidden_layers``, 0 = embeddings) of a token classifier.
+
+    Sentences are chunked between words as in :func:`encode`, so every word is seen; chunks are
+    batched by length (less padding) and put back in sentence order.
+    """
+    model.eval()
+    n_labels = model.config.num_labels
+    layers = list(hidden_layers)
+    logits_out = [np.zeros((len(s), n_labels), dtype=np.float32) for s in sentences]
+    present = [np.zeros(len(s), dtype=bool) for s in sentences]
+    hidden_out = None
+    if layers:
+        dim = model.config.hidden_size
+        hidden_out = [np.zeros((len(layers), len(s), dim), dtype=np.float16) for s in sentences]
+    chunks = encode(tokenizer, sentences, max_length=max_length)
+    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].word_index))
+    for b in range(0, len(order), batch_size):
+        batch_chunks = [chunks[i] for i in order[b : b + batch_size]]
+        batch = collate_inputs(tokenizer, batch_chunks)
+        word_index = batch.pop("word_index")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        output = model(**batch, output_hidden_states=bool(layers))
+        n_words = max(max(c.end - c.start for c in batch_chunks), 1)
+        words = pool_words(output.logits.float().cpu(), word_index, n_words, pooling).numpy()
+        states = [pool_words(output.hidden_states[k].float().cpu(), word_index, n_words, pooling).numpy()
+                  for k in layers]
+        for i, c in enumerate(batch_chunks):
+            local = np.array([w - c.start for w in c.labeled_words], dtype=int)
+            logits_out[c.sentence][c.start + local] = words[i, local]
+            present[c.sentence][c.start + local] = True
+            for j, layer_states in enumerate(states):
+                hidden_out[c.sentence][j, c.start + local] = layer_states[i, local]  # type: ignore[index]
+    return WordOutputs(logits_out, hidden_out, present)
+
+
 def predict_word_logits(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -163,26 +223,10 @@ def predict_word_logits(
 ) -> list[np.ndarray]:
     """Word-level logits of a token-classification model: one [n_words, n_labels] array per sentence.
 
-    Chunks are batched by length (less padding) and put back in sentence order. Words the tokenizer
-    maps to no sub-token get all-zero logits (decoded as the first label, ``O``).
+    Words the tokenizer maps to no sub-token get all-zero logits (decoded as the first label, ``O``).
     """
-    model.eval()
-    n_labels = model.config.num_labels
-    out = [np.zeros((len(s), n_labels), dtype=np.float32) for s in sentences]
-    chunks = encode(tokenizer, sentences, max_length=max_length)
-    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].word_index))
-    for b in range(0, len(order), batch_size):
-        batch_chunks = [chunks[i] for i in order[b : b + batch_size]]
-        batch = collate_inputs(tokenizer, batch_chunks)
-        word_index = batch.pop("word_index")
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**batch).logits.float().cpu()  # [batch, tokens, labels]
-        n_words = max(c.end - c.start for c in batch_chunks)
-        words = pool_words(logits, word_index, max(n_words, 1), pooling).numpy()
-        for i, c in enumerate(batch_chunks):
-            present = [w - c.start for w in c.labeled_words]
-            out[c.sentence][c.start + np.array(present, dtype=int)] = words[i, present]
-    return out
+    return word_outputs(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length,
+                        pooling=pooling, device=device).logits
 
 
 def repair_iob2(tags: Sequence[str]) -> list[str]:

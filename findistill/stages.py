@@ -20,6 +20,8 @@ from findistill.data import SPLITS, NerData, dataset_stats, load_ner_data, stats
 from findistill.evaluation import check_label_compatibility, evaluate_ner, resolve_device
 from findistill.models import DEFAULT_TEACHER, load_token_classifier, load_tokenizer, model_labels
 from findistill.resources import device_info, format_resources_table, measure_resources
+from findistill.students import LAYER_SELECTIONS, build_student
+from findistill.vocab_transfer import METHODS as TRANSFER_METHODS
 from findistill.training import TrainSettings, remove_checkpoints, train_token_classifier
 
 EXAMPLE_TEXTS = [
@@ -52,13 +54,37 @@ class DataParams:
 
 
 @dataclass
+class StudentParams:
+    """A student derived from a model: ``student_layers`` of its layers (0: all) chosen by
+    ``layer_selection`` (uniform, first, or 0-based indices such as ``0,2,5``), and its tokenizer
+    (``same``, or a domain tokenizer such as ``runs:/<id>/tokenizer`` whose embeddings are built by
+    ``vocab_transfer``: fvt, pvt or random)."""
+
+    student_layers: int = 0
+    layer_selection: str = "uniform"
+    tokenizer: str = "same"
+    vocab_transfer: str = "fvt"
+
+    def __post_init__(self) -> None:
+        require(self.student_layers >= 0, "student_layers", "0 (all the model's layers) or a depth >= 1",
+                self.student_layers)
+        require(bool(self.tokenizer.strip()), "tokenizer", "'same' or a tokenizer reference", self.tokenizer)
+        require(self.vocab_transfer in TRANSFER_METHODS, "vocab_transfer", f"one of {', '.join(TRANSFER_METHODS)}",
+                self.vocab_transfer)
+
+    def is_student(self) -> bool:
+        return self.student_layers > 0 or self.tokenizer != "same" or self.layer_selection not in LAYER_SELECTIONS
+
+
+@dataclass
 class PrepareConfig(DataParams):
     """``prepare``: read, normalise to IOB2, split, describe."""
 
 
 @dataclass
-class FinetuneConfig(TrainSettings, DataParams):
-    """``finetune``: train a token classifier (the teacher) and evaluate it with resource metrics."""
+class FinetuneConfig(StudentParams, TrainSettings, DataParams):
+    """``finetune``: train a token classifier (the teacher, or with a student spec the no-KD student
+    baseline) and evaluate it with resource metrics."""
 
     model: str = DEFAULT_TEACHER
     eval_split: str = "test"
@@ -70,14 +96,20 @@ class FinetuneConfig(TrainSettings, DataParams):
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        require(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
-        require(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", self.warmup_ratio)
-        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
-        require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
-        require(self.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", self.eval_split)
+        DataParams.__post_init__(self)
+        StudentParams.__post_init__(self)
+        check_training_params(self)
+
+
+def check_training_params(config) -> None:
+    """Validate the TrainSettings fields and ``eval_split`` of a training stage's config."""
+    require(config.epochs >= 1, "epochs", "an integer >= 1", config.epochs)
+    require(config.batch_size >= 1, "batch_size", "an integer >= 1", config.batch_size)
+    require(config.learning_rate > 0, "learning_rate", "a positive number", config.learning_rate)
+    require(0 <= config.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", config.warmup_ratio)
+    require(8 <= config.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", config.max_length)
+    require(config.patience >= 1, "patience", "an integer >= 1", config.patience)
+    require(config.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", config.eval_split)
 
 
 @dataclass
@@ -153,6 +185,69 @@ def _log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: 
     return metrics
 
 
+def load_tokenizer_ref(ref: str, trust_remote_code: bool = False):
+    """A fast tokenizer from any reference: MLflow URIs (a logged ``tokenizer/`` folder or model), folders, ids."""
+    from findistill.tokenization import is_tokenizer_folder, load_tokenizer_any
+
+    path = tracking.localize(ref)
+    if tracking.is_mlflow_uri(ref) and not is_tokenizer_folder(path):
+        path = tracking.localize_model(ref)
+    return load_tokenizer_any(path, trust_remote_code=trust_remote_code)
+
+
+def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
+    """``build_student`` from a stage's student parameters; logs the spec as tags and prints it."""
+    new_tokenizer = None if spec.tokenizer == "same" else load_tokenizer_ref(spec.tokenizer)
+    student, student_tokenizer, layers = build_student(
+        model, tokenizer, n_layers=spec.student_layers, selection=spec.layer_selection, tokenizer=new_tokenizer,
+        vocab_transfer=spec.vocab_transfer, seed=seed,
+    )
+    mlflow.set_tags({"findistill.student_layers_from": ",".join(map(str, layers)),
+                     "findistill.student_vocab_size": str(len(student_tokenizer))})
+    print(f"student: teacher layers {layers} of {model.config.num_hidden_layers}, vocabulary "
+          f"{len(student_tokenizer):,} ({'same tokenizer' if new_tokenizer is None else spec.vocab_transfer + ' transfer'})")
+    return student, student_tokenizer
+
+
+def checkpoint_path(config, stage: str) -> Path:
+    """``checkpoint_dir``, or for ``auto`` a folder named by the config's hash (the same command resumes)."""
+    if config.checkpoint_dir != "auto":
+        return Path(config.checkpoint_dir)
+    return Path(".findistill") / "checkpoints" / f"{stage}-{config_hash(config)}"
+
+
+def finish_training(model, tokenizer, data: NerData, config, summary: dict, checkpoints: Path, device: str, *,
+                    role: str) -> str:
+    """After training: log the summary, evaluate on ``config.eval_split`` (with resources), log the
+    model, register it when asked (only now that everything is logged), drop the checkpoints.
+    Returns the model URI."""
+    if summary["resumed_from"]:
+        mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
+        print(f"resumed from checkpoint {summary['resumed_from']}")
+    tracking.log_metrics({k: v for k, v in summary.items() if k != "resumed_from" and v is not None})
+    mlflow.set_tag("findistill.role", role)
+    with tracking.scratch_dir("model") as tmp:
+        hf_dir = Path(tmp) / "hf_model"
+        model.save_pretrained(hf_dir, safe_serialization=True)
+        tokenizer.save_pretrained(hf_dir)
+        metrics = _log_evaluation(
+            model, tokenizer, data, config.eval_split, batch_size=32, max_length=config.max_length,
+            device=device, measure=config.measure_resources, model_dir=str(hf_dir),
+        )
+        model_uri = tracking.log_ner_model(hf_dir, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
+    if config.registered_model_name:
+        version = tracking.register(
+            model_uri, config.registered_model_name,
+            tags={"role": role, f"{config.eval_split}_f1": round(metrics[f"{config.eval_split}_f1"], 4)},
+        )
+        print(f"registered {config.registered_model_name} version {version}")
+    if not config.keep_checkpoints:
+        remove_checkpoints(checkpoints)
+    print(f"model URI: {model_uri}")
+    print_tracking_location()
+    return model_uri
+
+
 def print_tracking_location() -> None:
     uri = mlflow.get_tracking_uri()
     print(f"\nTracking store: {uri}\nOpen the UI:    mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
@@ -185,40 +280,19 @@ def finetune(config: FinetuneConfig) -> str:
     data = load_stage_data(config)
     with tracking.stage_run("finetune", config) as run:
         tracking.log_json(dataset_stats(data), "data_stats.json")
-        tokenizer = load_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
+        model_dir = tracking.localize_model(config.model)
+        tokenizer = load_tokenizer(model_dir, trust_remote_code=config.trust_remote_code)
         set_seed(config.seed)  # the new NER head is initialised here, before the Trainer seeds itself
-        model = load_token_classifier(config.model, data.labels, trust_remote_code=config.trust_remote_code)
-        checkpoints = (
-            Path(".findistill") / "checkpoints" / f"finetune-{config_hash(config)}"
-            if config.checkpoint_dir == "auto" else Path(config.checkpoint_dir)
-        )
+        model = load_token_classifier(model_dir, data.labels, trust_remote_code=config.trust_remote_code)
+        if config.is_student():
+            model, tokenizer = make_student(model, tokenizer, config, seed=config.seed)
+        checkpoints = checkpoint_path(config, "finetune")
         summary = train_token_classifier(
             model, tokenizer, data.splits["train"], data.splits["validation"], data.labels, config.settings(),
             checkpoints, on_epoch=lambda metrics, epoch: tracking.log_metrics(metrics, step=epoch),
         )
-        if summary["resumed_from"]:
-            mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
-            print(f"resumed from checkpoint {summary['resumed_from']}")
-        tracking.log_metrics({k: v for k, v in summary.items() if k != "resumed_from" and v is not None})
-        with tracking.scratch_dir("model") as tmp:
-            hf_dir = Path(tmp) / "hf_model"
-            model.save_pretrained(hf_dir, safe_serialization=True)
-            tokenizer.save_pretrained(hf_dir)
-            metrics = _log_evaluation(
-                model, tokenizer, data, config.eval_split, batch_size=32, max_length=config.max_length,
-                device=device, measure=config.measure_resources, model_dir=str(hf_dir),
-            )
-            model_uri = tracking.log_ner_model(hf_dir, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
-        if config.registered_model_name:
-            version = tracking.register(
-                model_uri, config.registered_model_name,
-                tags={"role": "teacher", f"{config.eval_split}_f1": round(metrics[f"{config.eval_split}_f1"], 4)},
-            )
-            print(f"registered {config.registered_model_name} version {version}")
-        if not config.keep_checkpoints:
-            remove_checkpoints(checkpoints)
-        print(f"model URI: {model_uri}")
-        print_tracking_location()
+        finish_training(model, tokenizer, data, config, summary, checkpoints, device,
+                        role="student" if config.is_student() else "teacher")
         return run.info.run_id
 
 

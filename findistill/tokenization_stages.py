@@ -24,7 +24,7 @@ from findistill.config import require
 from findistill.data import SPLITS
 from findistill.models import DEFAULT_TEACHER
 from findistill.data import load_ner_data
-from findistill.stages import DataParams, load_stage_data, print_tracking_location
+from findistill.stages import DataParams, load_stage_data, load_tokenizer_ref, print_tracking_location
 
 # (issue 3: measure the domain shift in tokenization, build domain tokenizers)
 
@@ -126,14 +126,6 @@ class TrainTokenizerConfig(DataParams):
                 "a text corpus when use_train_split is false (there is no domain text otherwise)", self.text_data)
 
 
-def _load_tokenizer_ref(ref: str, trust_remote_code: bool = False):
-    """A fast tokenizer from any reference: MLflow URIs (a logged ``tokenizer/`` folder or model), folders, ids."""
-    path = tracking.localize(ref)
-    if tracking.is_mlflow_uri(ref) and not tok.is_tokenizer_folder(path):
-        path = tracking.localize_model(ref)
-    return tok.load_tokenizer_any(path, trust_remote_code=trust_remote_code)
-
-
 def _tokenizer_label(ref: str) -> str:
     if ref == DEFAULT_TEACHER:
         return "teacher"
@@ -209,7 +201,7 @@ def analyze_tokenization(config: AnalyzeTokenizationConfig) -> str:
     """Log per (corpus, tokenizer) ``<statistic>.<corpus>.<tokenizer>`` metrics, ``tokenization/summary.{json,csv,md}``
     and ``plots/{fertility_summary,fertility_hist,seq_len_hist}.png``."""
     tokenizer_refs = _labelled(_split_list(config.tokenizers), _tokenizer_label)
-    tokenizers = {label: _load_tokenizer_ref(ref, config.trust_remote_code) for label, ref in tokenizer_refs}
+    tokenizers = {label: load_tokenizer_ref(ref, config.trust_remote_code) for label, ref in tokenizer_refs}
     corpus_refs = _corpus_refs(config)
     corpora = {label: _corpus_sentences(ref, config.split, config.seed, config.max_sentences)
                for label, ref in corpus_refs}
@@ -316,7 +308,7 @@ def train_tokenizer(config: TrainTokenizerConfig) -> str:
     """Build the tokenizer, log it as ``tokenizer/`` (``runs:/<id>/tokenizer``), its build info and its
     analysis against the teacher's on the validation split (``tokenizer_report.{json,md}``, plots)."""
     data = load_stage_data(config)
-    teacher = _load_tokenizer_ref(config.teacher, config.trust_remote_code)
+    teacher = load_tokenizer_ref(config.teacher, config.trust_remote_code)
     if config.text_data != "none":
         text_source = tracking.localize(config.text_data)
         next(tok.iter_text(text_source, text_field=config.text_field), None)  # a bad path fails here, before the run

@@ -65,15 +65,18 @@ class EpochLogger(TrainerCallback):
     def __init__(self, log: Callable[[dict[str, float], int], None]):
         self.log = log
         self._train_loss: float | None = None
+        self._parts: dict[str, float] = {}  # loss components a distillation logs beside "loss"
 
     def _record(self, entry: dict[str, Any]) -> None:
         if "loss" in entry:  # mean training loss of the epoch (logging_strategy="epoch")
             self._train_loss = float(entry["loss"])
+            self._parts = {f"train_{k}": float(v) for k, v in entry.items() if k.startswith("loss_")}
         if "eval_f1" in entry:
             metrics = {k.replace("eval_", "val_"): float(v) for k, v in entry.items() if k.startswith("eval_")}
             metrics = {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
             if self._train_loss is not None:
                 metrics["train_loss"] = self._train_loss
+                metrics.update(self._parts)
             self.log(metrics, int(round(entry.get("epoch", 0))))
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 (Trainer callback signature)
@@ -85,7 +88,7 @@ class EpochLogger(TrainerCallback):
             self._record({**logs, "epoch": state.epoch or 0})
 
 
-def _metrics_fn(chunks, sentences: list[Sentence], labels: list[str]) -> Callable:
+def metrics_fn(chunks, sentences: list[Sentence], labels: list[str]) -> Callable:
     """``compute_metrics`` for the Trainer: token predictions of the chunks -> word tags -> entity scores."""
     gold = [s.tags for s in sentences]
     lengths = [len(s.tokens) for s in sentences]
@@ -115,25 +118,11 @@ def _argmax_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits.argmax(-1)
 
 
-def build_trainer(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    train: list[Sentence],
-    validation: list[Sentence],
-    labels: list[str],
-    settings: TrainSettings,
-    output_dir: str | Path,
-    *,
-    on_epoch: Callable[[dict[str, float], int], None] | None = None,
-    progress: bool = True,
-) -> Trainer:
-    """A Trainer over word-labelled sentences whose ``evaluate()`` reports entity P/R/F1 (``eval_f1``...)."""
-    label2id = {label: i for i, label in enumerate(labels)}
-    train_chunks = encode(tokenizer, [s.tokens for s in train], [s.tags for s in train], label2id, settings.max_length)
-    val_chunks = encode(
-        tokenizer, [s.tokens for s in validation], [s.tags for s in validation], label2id, settings.max_length
-    )
-    args = TrainingArguments(
+def training_arguments(settings: TrainSettings, output_dir: str | Path, *, progress: bool = True,
+                       **overrides: Any) -> TrainingArguments:
+    """The TrainingArguments every findistill training uses: per-epoch evaluation, checkpoints and
+    logging, best epoch by validation entity F1 restored at the end, length-grouped batches."""
+    kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
@@ -157,20 +146,71 @@ def build_trainer(
         disable_tqdm=not progress,
         use_cpu=not torch.cuda.is_available(),
     )
+    kwargs.update(overrides)
+    return TrainingArguments(**kwargs)
+
+
+def encode_split(tokenizer: PreTrainedTokenizerBase, sentences: list[Sentence], labels: list[str],
+                 max_length: int) -> list:
+    """Labelled chunks of ``sentences`` (see :func:`findistill.ner.encode`)."""
+    label2id = {label: i for i, label in enumerate(labels)}
+    return encode(tokenizer, [s.tokens for s in sentences], [s.tags for s in sentences], label2id, max_length)
+
+
+def trainer_callbacks(settings: TrainSettings,
+                      on_epoch: Callable[[dict[str, float], int], None] | None) -> list[TrainerCallback]:
     callbacks: list[TrainerCallback] = [EarlyStoppingCallback(early_stopping_patience=settings.patience)]
     if on_epoch is not None:
         callbacks.append(EpochLogger(on_epoch))
+    return callbacks
+
+
+def build_trainer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train: list[Sentence],
+    validation: list[Sentence],
+    labels: list[str],
+    settings: TrainSettings,
+    output_dir: str | Path,
+    *,
+    on_epoch: Callable[[dict[str, float], int], None] | None = None,
+    progress: bool = True,
+) -> Trainer:
+    """A Trainer over word-labelled sentences whose ``evaluate()`` reports entity P/R/F1 (``eval_f1``...)."""
+    train_chunks = encode_split(tokenizer, train, labels, settings.max_length)
+    val_chunks = encode_split(tokenizer, validation, labels, settings.max_length)
     return WordLevelTrainer(
         model=model,
-        args=args,
+        args=training_arguments(settings, output_dir, progress=progress),
         train_dataset=[c.features for c in train_chunks],
         eval_dataset=[c.features for c in val_chunks],
         data_collator=DataCollatorForTokenClassification(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=_metrics_fn(val_chunks, validation, labels),
+        compute_metrics=metrics_fn(val_chunks, validation, labels),
         preprocess_logits_for_metrics=_argmax_logits,
-        callbacks=callbacks,
+        callbacks=trainer_callbacks(settings, on_epoch),
     )
+
+
+def fit(trainer: Trainer, output_dir: str | Path, *, resume: bool = True) -> dict[str, Any]:
+    """Run ``trainer`` (resuming from the last checkpoint in ``output_dir`` when there is one and
+    ``resume`` is set); return ``best_val_f1``, ``best_epoch``, ``epochs_run``, ``resumed_from``,
+    ``train_seconds``. The best epoch's weights are in the model afterwards."""
+    output_dir = Path(output_dir)
+    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    state = trainer.state
+    best_epoch = next(
+        (int(round(e["epoch"])) for e in state.log_history if e.get("eval_f1") == state.best_metric), None
+    )
+    return {
+        "best_val_f1": float(state.best_metric) if state.best_metric is not None else float("nan"),
+        "best_epoch": best_epoch,
+        "epochs_run": int(round(state.epoch or 0)),
+        "resumed_from": checkpoint,
+        "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
+    }
 
 
 def train_token_classifier(
@@ -186,31 +226,17 @@ def train_token_classifier(
     resume: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fine-tune ``model`` on word-labelled sentences; return a summary.
+    """Fine-tune ``model`` on word-labelled sentences; return a summary (see :func:`fit`).
 
     The best epoch by validation entity F1 is loaded at the end. ``output_dir`` holds one
     checkpoint per epoch; when it already has one and ``resume`` is set, training continues from
-    the latest (an interrupted run resumes). Returns ``best_val_f1``, ``best_epoch``,
-    ``epochs_run``, ``resumed_from`` (checkpoint path or ``None``) and ``train_seconds``.
+    the latest (an interrupted run resumes).
     """
     set_seed(settings.seed)
-    output_dir = Path(output_dir)
     trainer = build_trainer(
         model, tokenizer, train, validation, labels, settings, output_dir, on_epoch=on_epoch, progress=progress
     )
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    state = trainer.state
-    best_epoch = next(
-        (int(round(e["epoch"])) for e in state.log_history if e.get("eval_f1") == state.best_metric), None
-    )
-    return {
-        "best_val_f1": float(state.best_metric) if state.best_metric is not None else float("nan"),
-        "best_epoch": best_epoch,
-        "epochs_run": int(round(state.epoch or 0)),
-        "resumed_from": checkpoint,
-        "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
-    }
+    return fit(trainer, output_dir, resume=resume)
 
 
 def remove_checkpoints(output_dir: str | Path) -> None:

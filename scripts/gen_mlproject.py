@@ -6,12 +6,14 @@ from pathlib import Path
 from findistill.cli import STAGES
 docs = {
  "prepare": "Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/ (runs:/<id>/data) and dataset statistics.",
- "finetune": "Fine-tune an encoder for NER (the teacher); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.",
+ "distill": "Distil a fine-tuned teacher into a student (fewer layers, same or domain tokenizer) word against word: KD/CE/hidden/attention losses, optional transfer set; logs per-epoch loss components, the student and its evaluation with resource metrics.",
+ "finetune": "Fine-tune an encoder for NER (the teacher; with student_layers/tokenizer the no-KD student baseline); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.",
  "evaluate": "Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.",
  "main": "The demo chain as child runs: prepare -> finetune -> evaluate the logged model.",
  "analyze_tokenization": "Fertility, UNK rate, sequence lengths, per-entity-type fertility, vocabulary use/overlap of tokenizers over corpora (general vs financial); tables and plots.",
  "train_tokenizer": "Build a domain tokenizer (method train/trim/extend, vocab_size) from domain text; logs tokenizer/ (runs:/<id>/tokenizer) and its held-out analysis vs the teacher.",
 }
+REQUIRED = {("evaluate", "model"), ("distill", "teacher")}  # no default: MLflow makes them required
 out = ["# findistill: one entry point per stage. Every parameter arrives as a string and is validated",
        "# into the stage's typed config (findistill/stages.py); tests/test_config.py keeps this file in sync.",
        "# Example: mlflow run . -e finetune -P data=../shared/data/sec-filings -P epochs=5 --env-manager local",
@@ -23,7 +25,7 @@ for name, (fn, cls) in STAGES.items():
     for f in dataclasses.fields(cls):
         t = hints[f.name]
         typ = "float" if t in (int, float) else "string"
-        if name == "evaluate" and f.name == "model":
+        if (name, f.name) in REQUIRED:
             out.append(f"      {f.name}: {{type: string}}")
         else:
             d = f.default

@@ -1,0 +1,269 @@
+"""Distillation benchmark: students vs their teacher on the shared financial corpora, one command.
+
+    .venv/bin/python benchmarks/distill.py                        # everything (hours on 2 cores)
+    .venv/bin/python benchmarks/distill.py --teacher finer-ord=runs:/<id>/model --corpora finer-ord
+    .venv/bin/python benchmarks/distill.py --collect-only         # tables from the runs in the store
+
+Per corpus: the teacher (``--teacher corpus=ref``, or fine-tuned here with seed 42), a trimmed
+8k domain tokenizer (``train_tokenizer``), then every student variant x seed through ``mlflow run``
+(``finetune`` with a student spec for the no-KD baselines, ``distill`` for KD), all with the same
+optimisation budget. Runs are named ``<variant>-s<seed>`` in experiment ``distill-<corpus>``; a
+finished run is not run again, so an interrupted benchmark resumes. ``--workers 2`` trains two
+runs at a time with one thread each.
+
+Resource costs are measured afterwards, side by side in this one process on an otherwise idle
+machine (one model per variant, same sentences, same thread count), so the ratios to the teacher
+compare like with like. Output: ``benchmarks/results/distill.{json,md}`` (store: ``MLFLOW_TRACKING_URI``,
+default ``sqlite:///benchmarks/results/distill.db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+SHARED = REPO.parent / "shared" / "data"
+CORPORA = ("finer-ord", "sec-filings")
+
+#: key -> (description, stage, student layers, domain tokenizer, extra parameters)
+VARIANTS: dict[str, tuple[str, str, int, bool, dict[str, str]]] = {
+    "s3-same-nokd": ("3 layers, teacher tokenizer, no KD", "finetune", 3, False, {}),
+    "s3-same-kd": ("3 layers, teacher tokenizer, KD", "distill", 3, False, {}),
+    "s3-dom-nokd": ("3 layers, domain tokenizer, no KD", "finetune", 3, True, {}),
+    "s3-dom-kd": ("3 layers, domain tokenizer, KD", "distill", 3, True, {}),
+    "s2-dom-kd": ("2 layers, domain tokenizer, KD", "distill", 2, True, {}),
+    "s1-dom-kd": ("1 layer, domain tokenizer, KD", "distill", 1, True, {}),
+    # levers: what beyond logit KD pays
+    "s3-dom-kd-hidden": ("3 layers, domain tokenizer, KD + hidden MSE", "distill", 3, True, {"hidden_weight": "1"}),
+    "s3-dom-kd-augment": ("3 layers, domain tokenizer, KD + augmented transfer set (x1)", "distill", 3, True,
+                          {"transfer_data": "augment", "transfer_ratio": "1"}),
+}
+DEFAULT_VARIANTS = "s3-same-nokd,s3-same-kd,s3-dom-nokd,s3-dom-kd,s2-dom-kd,s1-dom-kd"
+TARGET = {"f1_ratio": 0.97, "params_ratio": 0.35, "speedup_b1": 3.0}
+COST_KEYS = ("params_total", "params_embedding", "model_size_mb", "latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50",
+             "throughput_cpu_words_per_s", "tokens_per_word", "peak_rss_mb")
+
+
+def _mlflow():
+    import mlflow
+
+    return mlflow
+
+
+def finished_run(experiment: str, name: str):
+    """The latest FINISHED run named ``name`` in ``experiment``, or None."""
+    mlflow = _mlflow()
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list",
+                              filter_string=f"attributes.run_name = '{name}' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
+def mlflow_run(entry: str, experiment: str, name: str, params: dict[str, str], threads: int | None = None) -> str:
+    """``mlflow run . -e entry`` unless a finished run of that name exists; returns the run id."""
+    done = finished_run(experiment, name)
+    if done is not None:
+        print(f"[reuse] {experiment}/{name}: {done.info.run_id}", flush=True)
+        return done.info.run_id
+    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local",
+               "--experiment-name", experiment, "--run-name", name]
+    for key, value in params.items():
+        command += ["-P", f"{key}={value}"]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    log = RESULTS / "logs" / f"{experiment}-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[run] {experiment}/{name} (log: {log.relative_to(REPO)})", flush=True)
+    with open(log, "w") as handle:
+        subprocess.run(command, check=True, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    run = finished_run(experiment, name)
+    if run is None:
+        raise RuntimeError(f"{experiment}/{name} did not finish; see {log}")
+    return run.info.run_id
+
+
+def prepare_corpus(corpus: str, teacher: str | None, budget: dict[str, str]) -> dict[str, str]:
+    """Teacher model URI (fine-tuned here unless given), its test F1 run, and the domain tokenizer URI."""
+    experiment, data = f"distill-{corpus}", str(SHARED / corpus)
+    if teacher is None:
+        run_id = mlflow_run("finetune", experiment, "teacher-s42",
+                            {"data": data, "seed": "42", "epochs": "6", "learning_rate": "1e-4", "patience": "2",
+                             "measure_resources": "false"})
+        teacher = f"runs:/{run_id}/model"
+        teacher_eval = run_id
+    else:
+        teacher_eval = mlflow_run("evaluate", experiment, "teacher-eval",
+                                  {"model": teacher, "data": data, "measure_resources": "false"})
+    tokenizer = mlflow_run("train_tokenizer", experiment, "tokenizer-trim8k",
+                           {"data": data, "method": "trim", "vocab_size": "8000"})
+    return {"teacher": teacher, "teacher_run": teacher_eval, "tokenizer": f"runs:/{tokenizer}/tokenizer"}
+
+
+def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budget: dict[str, str]) -> tuple[str, dict]:
+    _, stage, layers, domain, extra = VARIANTS[key]
+    params = {"data": str(SHARED / corpus), "seed": str(seed), "student_layers": str(layers),
+              "measure_resources": "false", **budget, **extra}
+    if domain:
+        params["tokenizer"] = refs["tokenizer"]
+    params["model" if stage == "finetune" else "teacher"] = refs["teacher"]
+    return stage, params
+
+
+def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256) -> dict[str, dict[str, float]]:
+    """Resource metrics of each model, one after the other in this process, on the same test sentences."""
+    sys.path.insert(0, str(REPO))
+    from findistill.data import load_ner_data
+    from findistill.models import load_token_classifier, load_tokenizer
+    from findistill.resources import measure_resources
+    from findistill.tracking import localize_model
+
+    sentences = [s.tokens for s in load_ner_data(str(SHARED / corpus)).splits["test"][:max_sentences]]
+    costs = {}
+    for key, uri in model_uris.items():
+        folder = localize_model(uri)
+        model, tokenizer = load_token_classifier(folder), load_tokenizer(folder)
+        costs[key] = measure_resources(model, tokenizer, sentences, model_dir=folder, max_length=256)
+        print(f"[cost] {corpus} {key}: b1 {costs[key]['latency_cpu_b1_ms_p50']:.1f} ms, "
+              f"params {costs[key]['params_total'] / 1e6:.2f}M", flush=True)
+    return costs
+
+
+def collect(corpus: str, refs: dict[str, str], variants: list[str], seeds: list[int]) -> dict:
+    mlflow = _mlflow()
+    teacher_run = mlflow.get_run(refs["teacher_run"])
+    result = {"corpus": corpus, "teacher": refs["teacher"], "tokenizer": refs["tokenizer"],
+              "teacher_test_f1": teacher_run.data.metrics["test_f1"], "variants": {}}
+    for key in variants:
+        runs = {seed: finished_run(f"distill-{corpus}", f"{key}-s{seed}") for seed in seeds}
+        runs = {seed: run for seed, run in runs.items() if run is not None}
+        if not runs:
+            continue
+        result["variants"][key] = {
+            "description": VARIANTS[key][0],
+            "runs": {str(seed): run.info.run_id for seed, run in runs.items()},
+            "test_f1": {str(seed): run.data.metrics["test_f1"] for seed, run in runs.items()},
+            "best_val_f1": {str(seed): run.data.metrics.get("best_val_f1") for seed, run in runs.items()},
+            "train_seconds": {str(seed): run.data.metrics.get("train_seconds") for seed, run in runs.items()},
+        }
+    return result
+
+
+def summarise(result: dict) -> None:
+    """Add means, spreads and the ratios to the teacher (costs measured side by side)."""
+    teacher_f1 = result["teacher_test_f1"]
+    teacher_cost = result["costs"].get("teacher", {})
+    for key, row in result["variants"].items():
+        f1s = list(row["test_f1"].values())
+        row["f1_mean"], row["f1_sd"] = float(np.mean(f1s)), float(np.std(f1s))
+        row["f1_ratio"] = row["f1_mean"] / teacher_f1
+        cost = result["costs"].get(key)
+        if cost and teacher_cost:
+            row["cost"] = cost
+            row["params_ratio"] = cost["params_total"] / teacher_cost["params_total"]
+            row["size_ratio"] = cost["model_size_mb"] / teacher_cost["model_size_mb"]
+            row["speedup_b1"] = teacher_cost["latency_cpu_b1_ms_p50"] / cost["latency_cpu_b1_ms_p50"]
+            row["speedup_b32"] = teacher_cost["latency_cpu_b32_ms_p50"] / cost["latency_cpu_b32_ms_p50"]
+            row["meets_target"] = (row["f1_ratio"] >= TARGET["f1_ratio"] and row["params_ratio"] <= TARGET[
+                "params_ratio"] and row["speedup_b1"] >= TARGET["speedup_b1"])
+
+
+def markdown(results: list[dict], budget: dict[str, str]) -> str:
+    lines = [f"Target: >= {TARGET['f1_ratio']:.0%} of the teacher's test F1 with <= {TARGET['params_ratio']:.0%} of "
+             f"its parameters and >= {TARGET['speedup_b1']:.0f}x its CPU speed at batch 1.",
+             f"Student budget (all variants): {', '.join(f'{k}={v}' for k, v in budget.items())}.", ""]
+    for result in results:
+        teacher = result["costs"].get("teacher", {})
+        lines += [f"### {result['corpus']}", "",
+                  f"Teacher `{result['teacher']}`: test F1 {result['teacher_test_f1']:.4f}; domain tokenizer "
+                  f"`{result['tokenizer']}` (trim, 8k).", "",
+                  "| model | test F1 mean ± sd | per seed | F1 vs teacher | params | vs teacher | size MB | "
+                  "CPU b1 p50 ms | b1 speed-up | CPU b32 p50 ms | b32 speed-up | target |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
+        if teacher:
+            lines.append(f"| teacher (6 layers) | {result['teacher_test_f1']:.4f} | – | 100% | "
+                         f"{teacher['params_total'] / 1e6:.2f}M | 100% | {teacher['model_size_mb']:.1f} | "
+                         f"{teacher['latency_cpu_b1_ms_p50']:.1f} | 1.0x | {teacher['latency_cpu_b32_ms_p50']:.0f} | "
+                         "1.0x | |")
+        for key, row in result["variants"].items():
+            seeds = ", ".join(f"{v:.3f}" for v in row["test_f1"].values())
+            cost = row.get("cost")
+            cells = ["–"] * 7
+            if cost:
+                cells = [f"{cost['params_total'] / 1e6:.2f}M", f"{row['params_ratio']:.0%}",
+                         f"{cost['model_size_mb']:.1f}", f"{cost['latency_cpu_b1_ms_p50']:.1f}",
+                         f"{row['speedup_b1']:.1f}x", f"{cost['latency_cpu_b32_ms_p50']:.0f}",
+                         f"{row['speedup_b32']:.1f}x"]
+            mark = "yes" if row.get("meets_target") else "no"
+            lines.append(f"| {row['description']} | {row['f1_mean']:.4f} ± {row['f1_sd']:.4f} | {seeds} | "
+                         f"{row['f1_ratio']:.1%} | " + " | ".join(cells) + f" | {mark} |")
+        if teacher:
+            lines += ["", f"Costs measured side by side in one process ({teacher.get('cpu_threads', 0):.0f} threads, "
+                          "first 256 test sentences, max_length 256)."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpora", default=",".join(CORPORA))
+    parser.add_argument("--teacher", action="append", default=[], metavar="CORPUS=REF",
+                        help="use this fine-tuned teacher for CORPUS instead of fine-tuning one (repeatable)")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", default="42,1,2")
+    parser.add_argument("--epochs", default="6")
+    parser.add_argument("--learning-rate", default="2e-4")
+    parser.add_argument("--patience", default="2")
+    parser.add_argument("--workers", type=int, default=1, help="runs trained at once (each gets 2/workers threads)")
+    parser.add_argument("--collect-only", action="store_true", help="no training; tables from finished runs")
+    parser.add_argument("--skip-costs", action="store_true", help="no resource measurement")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{RESULTS / 'distill.db'}")
+    corpora = [c for c in args.corpora.split(",") if c]
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    teachers = dict(item.split("=", 1) for item in args.teacher)
+    budget = {"epochs": args.epochs, "learning_rate": args.learning_rate, "patience": args.patience}
+    refs = {corpus: prepare_corpus(corpus, teachers.get(corpus), budget) for corpus in corpora}
+    if not args.collect_only:
+        jobs = [(corpus, key, seed) for seed in seeds for corpus in corpora for key in variants]
+        threads = max(1, 2 // args.workers) if args.workers > 1 else None
+
+        def work(job: tuple[str, str, int]) -> str:
+            corpus, key, seed = job
+            stage, params = variant_params(key, corpus, refs[corpus], seed, budget)
+            return mlflow_run(stage, f"distill-{corpus}", f"{key}-s{seed}", params, threads)
+
+        with ThreadPoolExecutor(max_workers=args.workers) as pool:
+            for _ in pool.map(work, jobs):
+                pass
+    results = []
+    for corpus in corpora:
+        result = collect(corpus, refs[corpus], variants, seeds)
+        models = {"teacher": refs[corpus]["teacher"]}
+        models.update({key: f"runs:/{next(iter(row['runs'].values()))}/model"
+                       for key, row in result["variants"].items()})
+        result["costs"] = {} if args.skip_costs else measure_costs(corpus, models)
+        summarise(result)
+        results.append(result)
+    (RESULTS / "distill.json").write_text(json.dumps(results, indent=2, default=str))
+    table = markdown(results, budget)
+    (RESULTS / "distill.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
