@@ -64,7 +64,8 @@ def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[
     parent run (``main``) a nested child run is opened. On an exception the run ends FAILED.
     """
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(run_name=run_name or stage, nested=nested) as run:
+    launched = not nested and bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` made the run (and named it)
+    with mlflow.start_run(run_name=None if launched else run_name or stage, nested=nested) as run:
         params = to_dict(config)  # stage configs are flat dataclasses
         existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
         mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
