@@ -13,7 +13,7 @@ runs at a time with one thread each.
 
 Resource costs are measured afterwards, side by side in this one process on an otherwise idle
 machine (one model per variant, same sentences, same thread count), so the ratios to the teacher
-compare like with like. Output: ``benchmarks/results/distill.{json,md}`` (store: ``MLFLOW_TRACKING_URI``,
+compare like with like; they are kept in ``distill-costs.json`` (delete it to measure again). Output: ``benchmarks/results/distill.{json,md}`` (store: ``MLFLOW_TRACKING_URI``,
 default ``sqlite:///benchmarks/results/distill.db``).
 """
 
@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -68,8 +69,17 @@ def finished_run(experiment: str, name: str):
     return runs[0] if runs else None
 
 
+def wait_for_running(experiment: str, name: str, poll: float = 20.0) -> None:
+    """Wait while another process is training a run of that name (a benchmark restarted mid-way)."""
+    mlflow = _mlflow()
+    while mlflow.search_runs(experiment_names=[experiment], output_format="list",
+                             filter_string=f"attributes.run_name = '{name}' and attributes.status = 'RUNNING'"):
+        time.sleep(poll)
+
+
 def mlflow_run(entry: str, experiment: str, name: str, params: dict[str, str], threads: int | None = None) -> str:
     """``mlflow run . -e entry`` unless a finished run of that name exists; returns the run id."""
+    wait_for_running(experiment, name)
     done = finished_run(experiment, name)
     if done is not None:
         print(f"[reuse] {experiment}/{name}: {done.info.run_id}", flush=True)
@@ -129,12 +139,19 @@ def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 
 
     sentences = [s.tokens for s in load_ner_data(str(SHARED / corpus)).splits["test"][:max_sentences]]
     costs = {}
+    cache_file = RESULTS / "distill-costs.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     for key, uri in model_uris.items():
+        if f"{corpus}|{uri}" in cache:
+            costs[key] = cache[f"{corpus}|{uri}"]
+            continue
         folder = localize_model(uri)
         model, tokenizer = load_token_classifier(folder), load_tokenizer(folder)
         costs[key] = measure_resources(model, tokenizer, sentences, model_dir=folder, max_length=256)
         print(f"[cost] {corpus} {key}: b1 {costs[key]['latency_cpu_b1_ms_p50']:.1f} ms, "
               f"params {costs[key]['params_total'] / 1e6:.2f}M", flush=True)
+        cache[f"{corpus}|{uri}"] = costs[key]
+        cache_file.write_text(json.dumps(cache, indent=1))
     return costs
 
 
@@ -239,7 +256,10 @@ def main() -> None:
     budget = {"epochs": args.epochs, "learning_rate": args.learning_rate, "patience": args.patience}
     refs = {corpus: prepare_corpus(corpus, teachers.get(corpus), budget) for corpus in corpora}
     if not args.collect_only:
-        jobs = [(corpus, key, seed) for seed in seeds for corpus in corpora for key in variants]
+        main_keys = [k for k in variants if k in DEFAULT_VARIANTS.split(",")]
+        lever_keys = [k for k in variants if k not in main_keys]  # the issue's rows first, levers after
+        jobs = [(corpus, key, seed) for keys in (main_keys, lever_keys) for seed in seeds for corpus in corpora
+                for key in keys]
         threads = max(1, 2 // args.workers) if args.workers > 1 else None
 
         def work(job: tuple[str, str, int]) -> str:

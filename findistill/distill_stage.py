@@ -21,6 +21,7 @@ from findistill.distillation import HIDDEN_LOSSES, POOLINGS, LossSettings, disti
 from findistill.evaluation import check_label_compatibility, resolve_device
 from findistill.models import load_token_classifier, load_tokenizer, model_labels
 from findistill.serving import split_words
+from findistill.students import layer_list, select_layers
 from findistill.stages import DataParams, StudentParams, check_training_params, checkpoint_path, finish_training, \
     make_student
 from findistill.training import TrainSettings
@@ -122,13 +123,15 @@ def distill(config: DistillConfig) -> str:
 
     device = resolve_device(config.device)
     data = load_stage_data(config)
+    teacher_dir = tracking.localize_model(config.teacher)
+    teacher = load_token_classifier(teacher_dir, trust_remote_code=config.trust_remote_code)
+    labels = model_labels(teacher)
+    # the mistakes that need no training to find end here, before any run is opened
+    check_label_compatibility(labels, data.labels, f"teacher {config.teacher} vs data {config.data}")
+    select_layers(len(layer_list(teacher)), config.student_layers, config.layer_selection)
     with tracking.stage_run("distill", config) as run:
         tracking.log_json(dataset_stats(data), "data_stats.json")
-        teacher_dir = tracking.localize_model(config.teacher)
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
-        teacher = load_token_classifier(teacher_dir, trust_remote_code=config.trust_remote_code)
-        labels = model_labels(teacher)
-        check_label_compatibility(labels, data.labels, f"teacher {config.teacher} vs data {config.data}")
         if config.student_init == "teacher":
             source, source_tokenizer = teacher, teacher_tokenizer
         else:
