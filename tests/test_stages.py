@@ -113,3 +113,74 @@ def test_stage_errors_end_before_any_run(mlflow_store, tmp_path, capsys):
     assert cli_main(["finetune", "--data", str(missing)]) == 2
     assert str(missing) in capsys.readouterr().err
     assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_distill_through_mlflow_run_with_a_domain_tokenizer(mlflow_store, tiny_encoder_dir, tmp_path, monkeypatch):
+    """finetune a tiny teacher and build a domain tokenizer in-process, then `mlflow run -e distill`:
+    a 1-layer student with the other vocabulary, KD + augmented transfer set, on a SEC slice."""
+    experiment = "distill-integration"
+    mlflow.create_experiment(experiment, artifact_location=str(tmp_path / "artifacts"))
+    mlflow.set_experiment(experiment)
+    sec = shared_corpus("sec-filings")
+    common = ["--data", str(sec), "--max_sentences", "60", "--max_length", "64"]
+    assert cli_main(["finetune", "--model", str(tiny_encoder_dir), "--epochs", "1", "--learning_rate", "0.003",
+                     "--measure_resources", "false", *common]) == 0
+    teacher = _only_run(experiment, "finetune")
+    assert cli_main(["train_tokenizer", "--method", "train", "--vocab_size", "400", *common[:4]]) == 0
+    tokenizer_run = _only_run(experiment, "train_tokenizer")
+
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set_experiment's; `mlflow run` takes a name
+    done = _mlflow_run(
+        "distill", mlflow_store, experiment, teacher=f"runs:/{teacher.run_id}/model", data=sec, max_sentences=60,
+        max_length=64, student_layers=1, tokenizer=f"runs:/{tokenizer_run.run_id}/tokenizer", epochs=2,
+        learning_rate=0.003, transfer_data="augment", transfer_ratio=0.5, registered_model_name="fin-ner-student",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    student = _only_run(experiment, "distill")
+    assert student.status == "FINISHED"
+    assert student["tags.findistill.student_layers_from"] == "0" and student["tags.findistill.role"] == "student"
+    assert int(student["tags.findistill.student_vocab_size"]) <= 400
+    client = MlflowClient()
+    for name in ("val_f1", "train_loss_kd", "train_loss_ce"):
+        assert [m.step for m in client.get_metric_history(student.run_id, name)] == [1, 2], name
+    assert student["metrics.transfer_sentences"] == 30  # 0.5 x the 60 training sentences
+    for name in RESOURCE_METRICS:
+        assert f"metrics.{name}" in student.index, name
+    teacher_eval = mlflow.get_run(teacher.run_id)  # the teacher measured no resources; compare the sizes
+    assert student["metrics.params_total"] < 0.6 * _param_count(tiny_encoder_dir)
+    assert "params_total" not in teacher_eval.data.metrics
+    version = client.get_model_version("fin-ner-student", "1")
+    assert version.tags["role"] == "student" and version.run_id == student.run_id
+    served = mlflow.pyfunc.load_model(f"runs:/{student.run_id}/model")
+    (spans,) = served.predict({"text": ["Acme Holdings Inc. hired Dana Whitfield in Dallas ."]})
+    assert isinstance(spans, list)
+
+
+def _param_count(encoder_dir) -> int:
+    from transformers import AutoModel
+
+    return sum(p.numel() for p in AutoModel.from_pretrained(encoder_dir).parameters())
+
+
+def test_distill_refuses_a_teacher_without_the_data_types_and_a_too_deep_student(mlflow_store, tiny_encoder_dir,
+                                                                                  tmp_path, capsys):
+    from findistill.models import load_token_classifier, load_tokenizer
+
+    narrow = tmp_path / "per-only"
+    load_token_classifier(str(tiny_encoder_dir), ["O", "B-PER", "I-PER"]).save_pretrained(narrow)
+    load_tokenizer(str(tiny_encoder_dir)).save_pretrained(narrow)
+    assert cli_main(["distill", "--teacher", str(narrow), "--max_sentences", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "the data has entity types ['LOC', 'MISC', 'ORG'] that the model does not predict" in err
+    assert cli_main(["distill", "--teacher", str(narrow), "--data", str(tmp_path / "x.conll")]) == 2
+    assert "x.conll" in capsys.readouterr().err
+    wide = tmp_path / "all"
+    load_token_classifier(str(tiny_encoder_dir), __import__("conftest").LABELS).save_pretrained(wide)
+    load_tokenizer(str(tiny_encoder_dir)).save_pretrained(wide)
+    assert cli_main(["distill", "--teacher", str(wide), "--student_layers", "3", "--max_sentences", "20"]) == 2
+    assert "cannot be deeper than its teacher (3 layers asked, the teacher has 2)" in capsys.readouterr().err
+    assert cli_main(["distill", "--teacher", str(wide), "--attention_weight", "1"]) == 2
+    assert "cache_teacher" in capsys.readouterr().err
+    assert cli_main(["distill", "--max_sentences", "20"]) == 2
+    assert "parameter 'teacher'" in capsys.readouterr().err
+    assert mlflow.search_runs(search_all_experiments=True).empty  # no run was opened for any of these
