@@ -283,3 +283,22 @@ def test_a_student_with_another_tokenizer_learns_from_the_teacher(tiny_classifie
     assert epochs[-1]["train_loss"] < 0.8 * epochs[0]["train_loss"]
     assert epochs[-1]["train_loss_kd"] < 0.8 * epochs[0]["train_loss_kd"]
     assert not hasattr(student, "findistill_projections")  # nothing extra is saved with the student
+
+
+def test_an_interrupted_distillation_resumes_from_its_last_checkpoint(tiny_classifier, tmp_path):
+    teacher, tokenizer = tiny_classifier
+    data = load_ner_data("sample")
+    train, validation = data.splits["train"][:24], data.splits["validation"][:8]
+    output = tmp_path / "ckpt"
+
+    def run(epochs: int) -> dict:
+        student, student_tok, _ = build_student(teacher, tokenizer, n_layers=1)
+        return distill_student(student, student_tok, teacher, tokenizer, train, validation, LABELS,
+                               TrainSettings(epochs=epochs, batch_size=8, patience=5, max_length=64),
+                               LossSettings(), output, progress=False)
+
+    first = run(1)
+    assert first["resumed_from"] is None and first["epochs_run"] == 1
+    second = run(2)  # as if the 2-epoch run had been killed after its first epoch
+    assert second["resumed_from"] is not None and second["resumed_from"].endswith("checkpoint-3")
+    assert second["epochs_run"] == 2
