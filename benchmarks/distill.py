@@ -194,6 +194,37 @@ def summarise(result: dict) -> None:
                 "params_ratio"] and row["speedup_b1"] >= TARGET["speedup_b1"])
 
 
+def plot(result: dict, path: Path) -> None:
+    """Quality vs cost: test F1 (mean, bar = spread over seeds) against batch-1 CPU latency and parameters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    teacher = result["costs"].get("teacher")
+    rows = [(key, row) for key, row in result["variants"].items() if row.get("cost")]
+    if not teacher or not rows:
+        return
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, cost_key, label in ((axes[0], "latency_cpu_b1_ms_p50", "CPU latency, batch 1, p50 (ms)"),
+                                (axes[1], "params_total", "parameters (millions)")):
+        scale = 1e-6 if cost_key == "params_total" else 1.0
+        ax.scatter([teacher[cost_key] * scale], [result["teacher_test_f1"]], marker="*", s=200, color="black",
+                   label="teacher")
+        for key, row in rows:
+            ax.errorbar(row["cost"][cost_key] * scale, row["f1_mean"], yerr=row["f1_sd"], fmt="o", capsize=3,
+                        label=row["description"])
+        ax.axhline(TARGET["f1_ratio"] * result["teacher_test_f1"], color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("test entity F1")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    figure.suptitle(f"{result['corpus']}: students vs teacher (dashed: {TARGET['f1_ratio']:.0%} of the teacher's F1)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def markdown(results: list[dict], budget: dict[str, str]) -> str:
     lines = [f"Target: >= {TARGET['f1_ratio']:.0%} of the teacher's test F1 with <= {TARGET['params_ratio']:.0%} of "
              f"its parameters and >= {TARGET['speedup_b1']:.0f}x its CPU speed at batch 1.",
@@ -278,6 +309,7 @@ def main() -> None:
                        for key, row in result["variants"].items()})
         result["costs"] = {} if args.skip_costs else measure_costs(corpus, models)
         summarise(result)
+        plot(result, RESULTS / f"distill-{corpus}.png")
         results.append(result)
     (RESULTS / "distill.json").write_text(json.dumps(results, indent=2, default=str))
     table = markdown(results, budget)

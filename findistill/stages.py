@@ -21,8 +21,8 @@ from findistill.evaluation import check_label_compatibility, evaluate_ner, resol
 from findistill.models import DEFAULT_TEACHER, load_token_classifier, load_tokenizer, model_labels
 from findistill.resources import device_info, format_resources_table, measure_resources
 from findistill.students import LAYER_SELECTIONS, build_student
-from findistill.vocab_transfer import METHODS as TRANSFER_METHODS
 from findistill.training import TrainSettings, remove_checkpoints, train_token_classifier
+from findistill.vocab_transfer import METHODS as TRANSFER_METHODS
 
 EXAMPLE_TEXTS = [
     "Harbor Point Capital Partners agreed to buy Lindqvist Freight AB for $ 1.2 billion , "

@@ -120,7 +120,7 @@ def test_distill_through_mlflow_run_with_a_domain_tokenizer(mlflow_store, tiny_e
     a 1-layer student with the other vocabulary, KD + augmented transfer set, on a SEC slice."""
     experiment = "distill-integration"
     mlflow.create_experiment(experiment, artifact_location=str(tmp_path / "artifacts"))
-    mlflow.set_experiment(experiment)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)  # for the in-process stages (set_experiment would leak)
     sec = shared_corpus("sec-filings")
     common = ["--data", str(sec), "--max_sentences", "60", "--max_length", "64"]
     assert cli_main(["finetune", "--model", str(tiny_encoder_dir), "--epochs", "1", "--learning_rate", "0.003",
@@ -129,7 +129,6 @@ def test_distill_through_mlflow_run_with_a_domain_tokenizer(mlflow_store, tiny_e
     assert cli_main(["train_tokenizer", "--method", "train", "--vocab_size", "400", *common[:4]]) == 0
     tokenizer_run = _only_run(experiment, "train_tokenizer")
 
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set_experiment's; `mlflow run` takes a name
     done = _mlflow_run(
         "distill", mlflow_store, experiment, teacher=f"runs:/{teacher.run_id}/model", data=sec, max_sentences=60,
         max_length=64, student_layers=1, tokenizer=f"runs:/{tokenizer_run.run_id}/tokenizer", epochs=2,
