@@ -128,7 +128,8 @@ def distill(config: DistillConfig) -> str:
     labels = model_labels(teacher)
     # the mistakes that need no training to find end here, before any run is opened
     check_label_compatibility(labels, data.labels, f"teacher {config.teacher} vs data {config.data}")
-    select_layers(len(layer_list(teacher)), config.student_layers, config.layer_selection)
+    if config.student_init == "teacher":  # another init model's depth is checked when it is loaded
+        select_layers(len(layer_list(teacher)), config.student_layers, config.layer_selection)
     with tracking.stage_run("distill", config) as run:
         tracking.log_json(dataset_stats(data), "data_stats.json")
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
