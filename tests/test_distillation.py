@@ -302,3 +302,17 @@ def test_an_interrupted_distillation_resumes_from_its_last_checkpoint(tiny_class
     second = run(2)  # as if the 2-epoch run had been killed after its first epoch
     assert second["resumed_from"] is not None and second["resumed_from"].endswith("checkpoint-3")
     assert second["epochs_run"] == 2
+
+
+def test_a_narrower_student_learns_hidden_states_through_a_projection(tiny_classifier, tmp_path):
+    teacher, tokenizer = tiny_classifier  # 32 wide
+    student = _bert(layers=1, width=16, vocab=len(tokenizer), seed=2).train()
+    data = load_ner_data("sample")
+    epochs: list[dict] = []
+    distill_student(student, tokenizer, teacher, tokenizer, data.splits["train"][:24], data.splits["validation"][:8],
+                    LABELS, TrainSettings(epochs=3, batch_size=8, learning_rate=3e-3, patience=5, max_length=64),
+                    LossSettings(kd_weight=0.0, ce_weight=0.0, hidden_weight=1.0, layer_map=map_layers(1, 2)),
+                    tmp_path / "ckpt", on_epoch=lambda metrics, epoch: epochs.append(metrics), progress=False)
+    assert epochs[-1]["train_loss_hidden"] < epochs[0]["train_loss_hidden"]
+    assert not hasattr(student, "findistill_projections")
+    assert student.config.hidden_size == 16
