@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/distill.py --teacher finer-ord=runs:/<id>/model --corpora finer-ord
     .venv/bin/python benchmarks/distill.py --collect-only         # tables from the runs in the store
 
-Per corpus: the teacher (``--teacher corpus=ref``, or fine-tuned here with seed 42), a trimmed
-8k domain tokenizer (``train_tokenizer``), then every student variant x seed through ``mlflow run``
+Per corpus: the teacher (``--teacher corpus=ref``, or fine-tuned here with seed 42), trimmed
+domain tokenizers (``train_tokenizer``, 8k; 16k for a lever), then every student variant x seed through ``mlflow run``
 (``finetune`` with a student spec for the no-KD baselines, ``distill`` for KD), all with the same
 optimisation budget. Runs are named ``<variant>-s<seed>`` in experiment ``distill-<corpus>``; a
 finished run is not run again, so an interrupted benchmark resumes. ``--workers 2`` trains two
@@ -35,18 +35,20 @@ RESULTS = REPO / "benchmarks" / "results"
 SHARED = REPO.parent / "shared" / "data"
 CORPORA = ("finer-ord", "sec-filings")
 
-#: key -> (description, stage, student layers, domain tokenizer, extra parameters)
-VARIANTS: dict[str, tuple[str, str, int, bool, dict[str, str]]] = {
-    "s3-same-nokd": ("3 layers, teacher tokenizer, no KD", "finetune", 3, False, {}),
-    "s3-same-kd": ("3 layers, teacher tokenizer, KD", "distill", 3, False, {}),
-    "s3-dom-nokd": ("3 layers, domain tokenizer, no KD", "finetune", 3, True, {}),
-    "s3-dom-kd": ("3 layers, domain tokenizer, KD", "distill", 3, True, {}),
-    "s2-dom-kd": ("2 layers, domain tokenizer, KD", "distill", 2, True, {}),
-    "s1-dom-kd": ("1 layer, domain tokenizer, KD", "distill", 1, True, {}),
-    # levers: what beyond logit KD pays
-    "s3-dom-kd-hidden": ("3 layers, domain tokenizer, KD + hidden MSE", "distill", 3, True, {"hidden_weight": "1"}),
-    "s3-dom-kd-augment": ("3 layers, domain tokenizer, KD + augmented transfer set (x1)", "distill", 3, True,
+#: key -> (description, stage, student layers, domain tokenizer (trim size, "" = the teacher's), extra parameters)
+VARIANTS: dict[str, tuple[str, str, int, str, dict[str, str]]] = {
+    "s3-same-nokd": ("3 layers, teacher tokenizer, no KD", "finetune", 3, "", {}),
+    "s3-same-kd": ("3 layers, teacher tokenizer, KD", "distill", 3, "", {}),
+    "s3-dom-nokd": ("3 layers, domain tokenizer 8k, no KD", "finetune", 3, "8000", {}),
+    "s3-dom-kd": ("3 layers, domain tokenizer 8k, KD", "distill", 3, "8000", {}),
+    "s2-dom-kd": ("2 layers, domain tokenizer 8k, KD", "distill", 2, "8000", {}),
+    "s1-dom-kd": ("1 layer, domain tokenizer 8k, KD", "distill", 1, "8000", {}),
+    # levers: what beyond logit KD on the labelled set pays
+    "s3-dom-kd-augment": ("3 layers, domain tokenizer 8k, KD + augmented transfer set (x1)", "distill", 3, "8000",
                           {"transfer_data": "augment", "transfer_ratio": "1"}),
+    "s2-dom16k-kd": ("2 layers, domain tokenizer 16k (filled), KD", "distill", 2, "16000", {}),
+    "s3-dom-kd-hidden": ("3 layers, domain tokenizer 8k, KD + hidden MSE", "distill", 3, "8000",
+                         {"hidden_weight": "1"}),
 }
 DEFAULT_VARIANTS = "s3-same-nokd,s3-same-kd,s3-dom-nokd,s3-dom-kd,s2-dom-kd,s1-dom-kd"
 TARGET = {"f1_ratio": 0.97, "params_ratio": 0.35, "speedup_b1": 3.0}
@@ -102,8 +104,9 @@ def mlflow_run(entry: str, experiment: str, name: str, params: dict[str, str], t
     return run.info.run_id
 
 
-def prepare_corpus(corpus: str, teacher: str | None, budget: dict[str, str]) -> dict[str, str]:
-    """Teacher model URI (fine-tuned here unless given), its test F1 run, and the domain tokenizer URI."""
+def prepare_corpus(corpus: str, teacher: str | None, variants: list[str]) -> dict[str, str]:
+    """Teacher model URI (fine-tuned here unless given), its test F1 run, and the domain tokenizers' URIs
+    (``trim`` from the corpus's train split, filled with the teacher's pieces when the text runs out)."""
     experiment, data = f"distill-{corpus}", str(SHARED / corpus)
     if teacher is None:
         run_id = mlflow_run("finetune", experiment, "teacher-s42",
@@ -114,9 +117,12 @@ def prepare_corpus(corpus: str, teacher: str | None, budget: dict[str, str]) -> 
     else:
         teacher_eval = mlflow_run("evaluate", experiment, "teacher-eval",
                                   {"model": teacher, "data": data, "measure_resources": "false"})
-    tokenizer = mlflow_run("train_tokenizer", experiment, "tokenizer-trim8k",
-                           {"data": data, "method": "trim", "vocab_size": "8000"})
-    return {"teacher": teacher, "teacher_run": teacher_eval, "tokenizer": f"runs:/{tokenizer}/tokenizer"}
+    refs = {"teacher": teacher, "teacher_run": teacher_eval}
+    for size in sorted({VARIANTS[key][3] for key in variants} - {""}, key=int):
+        run_id = mlflow_run("train_tokenizer", experiment, f"tokenizer-trim{int(size) // 1000}k",
+                            {"data": data, "method": "trim", "vocab_size": size})
+        refs[f"tokenizer-{size}"] = f"runs:/{run_id}/tokenizer"
+    return refs
 
 
 def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budget: dict[str, str]) -> tuple[str, dict]:
@@ -124,7 +130,7 @@ def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budge
     params = {"data": str(SHARED / corpus), "seed": str(seed), "student_layers": str(layers),
               "measure_resources": "false", **budget, **extra}
     if domain:
-        params["tokenizer"] = refs["tokenizer"]
+        params["tokenizer"] = refs[f"tokenizer-{domain}"]
     params["model" if stage == "finetune" else "teacher"] = refs["teacher"]
     return stage, params
 
@@ -158,7 +164,8 @@ def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 
 def collect(corpus: str, refs: dict[str, str], variants: list[str], seeds: list[int]) -> dict:
     mlflow = _mlflow()
     teacher_run = mlflow.get_run(refs["teacher_run"])
-    result = {"corpus": corpus, "teacher": refs["teacher"], "tokenizer": refs["tokenizer"],
+    result = {"corpus": corpus, "teacher": refs["teacher"],
+              "tokenizers": {k: v for k, v in refs.items() if k.startswith("tokenizer-")},
               "teacher_test_f1": teacher_run.data.metrics["test_f1"], "variants": {}}
     for key in variants:
         runs = {seed: finished_run(f"distill-{corpus}", f"{key}-s{seed}") for seed in seeds}
@@ -232,8 +239,9 @@ def markdown(results: list[dict], budget: dict[str, str]) -> str:
     for result in results:
         teacher = result["costs"].get("teacher", {})
         lines += [f"### {result['corpus']}", "",
-                  f"Teacher `{result['teacher']}`: test F1 {result['teacher_test_f1']:.4f}; domain tokenizer "
-                  f"`{result['tokenizer']}` (trim, 8k).", "",
+                  f"Teacher `{result['teacher']}`: test F1 {result['teacher_test_f1']:.4f}; domain tokenizers "
+                  "(trim of the teacher's vocabulary from the train split): "
+                  + ", ".join(f"{k.split('-')[1]}: `{v}`" for k, v in result["tokenizers"].items()) + ".", "",
                   "| model | test F1 mean ± sd | per seed | F1 vs teacher | params | vs teacher | size MB | "
                   "CPU b1 p50 ms | b1 speed-up | CPU b32 p50 ms | b32 speed-up | target |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
@@ -285,7 +293,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     teachers = dict(item.split("=", 1) for item in args.teacher)
     budget = {"epochs": args.epochs, "learning_rate": args.learning_rate, "patience": args.patience}
-    refs = {corpus: prepare_corpus(corpus, teachers.get(corpus), budget) for corpus in corpora}
+    refs = {corpus: prepare_corpus(corpus, teachers.get(corpus), variants) for corpus in corpora}
     if not args.collect_only:
         main_keys = [k for k in variants if k in DEFAULT_VARIANTS.split(",")]
         lever_keys = [k for k in variants if k not in main_keys]  # the issue's rows first, levers after

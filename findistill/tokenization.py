@@ -720,11 +720,14 @@ def _teacher_pieces(teacher: PreTrainedTokenizerBase, words: Iterable[str]) -> d
 def trim_vocabulary(teacher: PreTrainedTokenizerBase, word_counts: Counter[str], vocab_size: int) -> BuiltTokenizer:
     """The teacher's WordPiece vocabulary cut to ``vocab_size`` entries: its special tokens, every
     single-character piece (``a`` and ``##a``), then the pieces the teacher's segmentation of
-    ``word_counts`` uses most (ties: lower teacher id first). Entries keep the teacher's order.
+    ``word_counts`` uses most (ties: lower teacher id first), and when every used piece fits, the
+    teacher's other pieces in its id order (``[unusedN]`` excepted). Entries keep the teacher's order.
 
     ``word_counts`` come from :func:`count_words` with the teacher. A word whose pieces are all
-    kept is split exactly as the teacher splits it. When the text uses fewer pieces than there is
-    room for, the vocabulary is smaller than ``vocab_size`` (``info['vocab_size']`` says).
+    kept is split exactly as the teacher splits it. Filling matters: a vocabulary cut to the pieces
+    of a small labelled train split splits unseen entity names into characters (measured on
+    FiNER-ORD: the fine-tuned teacher falls from 0.778 to 0.686 test F1 with every used piece kept,
+    0.742 with the vocabulary filled to 16k).
     """
     settings = _wordpiece_settings(teacher, "trim")
     _check_text(word_counts)
@@ -742,7 +745,12 @@ def trim_vocabulary(teacher: PreTrainedTokenizerBase, word_counts: Counter[str],
         for piece in pieces_of[word]:
             piece_counts[piece] += count
     candidates = sorted((p for p in piece_counts if p not in base), key=lambda p: (-piece_counts[p], teacher_vocab[p]))
-    kept = base | set(candidates[:vocab_size - len(base)])
+    # room left after every piece the text uses: the teacher's other pieces in its own id order (for BERT
+    # vocabularies roughly general-text frequency), so words the domain text never showed split less
+    general = sorted((p for p in teacher_vocab if p not in base and p not in piece_counts
+                      and not re.fullmatch(r"\[unused\d+\]", p)), key=teacher_vocab.__getitem__)
+    room = vocab_size - len(base)
+    kept = base | set(candidates[:room]) | set(general[:max(0, room - len(candidates))])
     vocab = sorted(kept, key=teacher_vocab.__getitem__)
     tokenizer = _wordpiece_tokenizer(teacher, settings, vocab)
     total = sum(word_counts.values())
@@ -750,7 +758,8 @@ def trim_vocabulary(teacher: PreTrainedTokenizerBase, word_counts: Counter[str],
     return BuiltTokenizer(tokenizer, {
         "method": "trim", "vocab_size": len(vocab), "requested_vocab_size": vocab_size,
         "teacher_vocab_size": len(teacher_vocab), "teacher_pieces_used": len(piece_counts),
-        "base_pieces": len(base), "frequent_pieces_kept": len(kept) - len(base),
+        "base_pieces": len(base), "frequent_pieces_kept": min(room, len(candidates)),
+        "general_pieces_added": max(0, min(room - len(candidates), len(general))),
         "covered_word_share": covered / total,
     })
 

@@ -156,7 +156,11 @@ def test_trim_keeps_the_teacher_segmentation_of_covered_words(packaged_tokenizer
     built = tok.trim_vocabulary(packaged_tokenizer, counts, 2100)
     trimmed = built.tokenizer
     vocab = trimmed.get_vocab()
-    assert len(trimmed) <= 2100 and built.info["covered_word_share"] == 1.0
+    assert built.info["covered_word_share"] == 1.0
+    # every piece the text uses is kept; the room left is filled with the teacher's lowest-id pieces
+    assert len(trimmed) == 2100 and built.info["general_pieces_added"] == 2100 - 1999 - built.info[
+        "frequent_pieces_kept"] > 0
+    assert "the" in vocab and not any(p.startswith("[unused") for p in vocab)
     assert {"a", "##a", "z", "##z", "[CLS]"} <= set(vocab)  # every single character, so any word tokenizes
     for text in FINANCE[:5]:
         assert trimmed.tokenize(text) == packaged_tokenizer.tokenize(text)
