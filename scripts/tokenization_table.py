@@ -132,8 +132,8 @@ def markdown(teacher_rows: list[dict], domain_rows: list[dict], notes: dict, sec
         "sub-domain). 'Same pieces': share of held-out words split exactly as the teacher splits them. Embedding "
         "params = vocab x 384. 'Rows copied exactly': special tokens + exact string matches under FVT (the rest "
         "are means of teacher rows). A method gives fewer entries than asked when the text runs out: `train` "
-        "stops when no merge is seen twice (min_frequency 2, the default), `trim` when every piece the text "
-        "uses is kept, `extend +Nk` (N thousand words asked on top of the teacher's) when the candidate words "
+        "stops when no merge is seen twice (min_frequency 2, the default; `trim` instead fills the "
+        "room left with the teacher's other pieces in id order), `extend +Nk` (N thousand words asked on top of the teacher's) when the candidate words "
         "(seen twice, split by the teacher) run out, so its three sizes coincide; Unigram's trainer stops "
         "early too. Unigram pieces carry no `##`, so its 'same pieces' is low by construction.\n\n"
         + tok.format_markdown_table(domain_rows, domain_columns)
