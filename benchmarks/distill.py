@@ -161,6 +161,28 @@ def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 
     return costs
 
 
+def vocabulary_only(corpus: str, refs: dict[str, str]) -> dict[str, float]:
+    """Test F1 of the teacher with only its vocabulary replaced by each domain tokenizer (all layers, no
+    training): how much of a domain-vocabulary student's loss the vocabulary alone explains."""
+    sys.path.insert(0, str(REPO))
+    from findistill.data import load_ner_data
+    from findistill.evaluation import evaluate_ner
+    from findistill.models import load_token_classifier, load_tokenizer
+    from findistill.stages import load_tokenizer_ref
+    from findistill.students import build_student
+    from findistill.tracking import localize_model
+
+    test = load_ner_data(str(SHARED / corpus)).splits["test"]
+    folder = localize_model(refs["teacher"])
+    teacher, tokenizer = load_token_classifier(folder), load_tokenizer(folder)
+    scores = {}
+    for key, uri in refs.items():
+        if key.startswith("tokenizer-"):
+            model, domain, _ = build_student(teacher, tokenizer, tokenizer=load_tokenizer_ref(uri))
+            scores[key.split("-")[1]] = evaluate_ner(model, domain, test).scores["f1"]
+    return scores
+
+
 def collect(corpus: str, refs: dict[str, str], variants: list[str], seeds: list[int]) -> dict:
     mlflow = _mlflow()
     teacher_run = mlflow.get_run(refs["teacher_run"])
@@ -262,6 +284,10 @@ def markdown(results: list[dict], budget: dict[str, str]) -> str:
             mark = "yes" if row.get("meets_target") else "no"
             lines.append(f"| {row['description']} | {row['f1_mean']:.4f} ± {row['f1_sd']:.4f} | {seeds} | "
                          f"{row['f1_ratio']:.1%} | " + " | ".join(cells) + f" | {mark} |")
+        if result.get("vocabulary_only_f1"):
+            lines += ["", "The teacher with only its vocabulary replaced (all 6 layers, no training), test F1: " + ", ".join(
+                f"{int(size) // 1000}k {f1:.4f} ({f1 / result['teacher_test_f1']:.1%})"
+                for size, f1 in result["vocabulary_only_f1"].items()) + "."]
         if teacher:
             lines += ["", f"Costs measured side by side in one process ({teacher.get('cpu_threads', 0):.0f} threads, "
                           "first 256 test sentences, max_length 256)."]
@@ -316,6 +342,7 @@ def main() -> None:
         models.update({key: f"runs:/{next(iter(row['runs'].values()))}/model"
                        for key, row in result["variants"].items()})
         result["costs"] = {} if args.skip_costs else measure_costs(corpus, models)
+        result["vocabulary_only_f1"] = vocabulary_only(corpus, refs[corpus])
         summarise(result)
         plot(result, RESULTS / f"distill-{corpus}.png")
         results.append(result)
