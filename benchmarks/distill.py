@@ -12,7 +12,7 @@ finished run is not run again, so an interrupted benchmark resumes. ``--workers 
 runs at a time with one thread each.
 
 Resource costs are measured afterwards, side by side in this one process on an otherwise idle
-machine (one model per variant, same sentences, same thread count), so the ratios to the teacher
+machine (one model per architecture, i.e. depth and vocabulary; same sentences, same thread count), so the ratios to the teacher
 compare like with like; they are kept in ``distill-costs.json`` (delete it to measure again). Output: ``benchmarks/results/distill.{json,md}`` (store: ``MLFLOW_TRACKING_URI``,
 default ``sqlite:///benchmarks/results/distill.db``).
 """
@@ -338,10 +338,16 @@ def main() -> None:
     results = []
     for corpus in corpora:
         result = collect(corpus, refs[corpus], variants, seeds)
-        models = {"teacher": refs[corpus]["teacher"]}
-        models.update({key: f"runs:/{next(iter(row['runs'].values()))}/model"
-                       for key, row in result["variants"].items()})
-        result["costs"] = {} if args.skip_costs else measure_costs(corpus, models)
+        # one model per architecture (depth, vocabulary): variants that differ only in training share it
+        models, architecture = {"teacher": refs[corpus]["teacher"]}, {}
+        for key, row in result["variants"].items():
+            shape = VARIANTS[key][2:4]
+            architecture[key] = next((k for k in architecture if VARIANTS[k][2:4] == shape), key)
+            if architecture[key] == key:
+                models[key] = f"runs:/{next(iter(row['runs'].values()))}/model"
+        costs = {} if args.skip_costs else measure_costs(corpus, models)
+        result["costs"] = {key: costs[architecture.get(key, key)] for key in ["teacher", *architecture]
+                           if architecture.get(key, key) in costs}
         result["vocabulary_only_f1"] = vocabulary_only(corpus, refs[corpus])
         summarise(result)
         plot(result, RESULTS / f"distill-{corpus}.png")
