@@ -281,7 +281,7 @@ def markdown(results: list[dict], budget: dict[str, str]) -> str:
                          f"{cost['model_size_mb']:.1f}", f"{cost['latency_cpu_b1_ms_p50']:.1f}",
                          f"{row['speedup_b1']:.1f}x", f"{cost['latency_cpu_b32_ms_p50']:.0f}",
                          f"{row['speedup_b32']:.1f}x"]
-            mark = "yes" if row.get("meets_target") else "no"
+            mark = "–" if "meets_target" not in row else "yes" if row["meets_target"] else "no"
             lines.append(f"| {row['description']} | {row['f1_mean']:.4f} ± {row['f1_sd']:.4f} | {seeds} | "
                          f"{row['f1_ratio']:.1%} | " + " | ".join(cells) + f" | {mark} |")
         if result.get("vocabulary_only_f1"):
