@@ -23,7 +23,7 @@ from findistill.models import load_token_classifier, load_tokenizer, model_label
 from findistill.serving import split_words
 from findistill.students import layer_list, select_layers
 from findistill.stages import DataParams, StudentParams, check_training_params, checkpoint_path, finish_training, \
-    make_student
+    load_stage_data, make_student
 from findistill.training import TrainSettings
 
 
@@ -119,8 +119,6 @@ def load_transfer_set(config: DistillConfig, data: NerData) -> list[list[str]]:
 def distill(config: DistillConfig) -> str:
     """Distil ``teacher`` into a student; log the loss components and validation F1 per epoch, the student
     (``runs:/<id>/model``) and its evaluation with resource metrics."""
-    from findistill.stages import load_stage_data
-
     device = resolve_device(config.device)
     data = load_stage_data(config)
     teacher_dir = tracking.localize_model(config.teacher)
@@ -128,8 +126,11 @@ def distill(config: DistillConfig) -> str:
     labels = model_labels(teacher)
     # the mistakes that need no training to find end here, before any run is opened
     check_label_compatibility(labels, data.labels, f"teacher {config.teacher} vs data {config.data}")
+    n_teacher = len(layer_list(teacher))
     if config.student_init == "teacher":  # another init model's depth is checked when it is loaded
-        select_layers(len(layer_list(teacher)), config.student_layers, config.layer_selection)
+        depth = len(select_layers(n_teacher, config.student_layers, config.layer_selection))
+        map_layers(depth, n_teacher, config.hidden_layers)
+    transfer = load_transfer_set(config, data)
     with tracking.stage_run("distill", config) as run:
         tracking.log_json(dataset_stats(data), "data_stats.json")
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
@@ -149,7 +150,6 @@ def distill(config: DistillConfig) -> str:
                                  config.hidden_layers),
         )
         mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
-        transfer = load_transfer_set(config, data)
         if transfer:
             print(f"transfer set: {len(transfer)} sentences from {config.transfer_data} (teacher labels only)")
         checkpoints = checkpoint_path(config, "distill")

@@ -178,6 +178,12 @@ def test_distill_refuses_a_teacher_without_the_data_types_and_a_too_deep_student
     load_tokenizer(str(tiny_encoder_dir)).save_pretrained(wide)
     assert cli_main(["distill", "--teacher", str(wide), "--student_layers", "3", "--max_sentences", "20"]) == 2
     assert "cannot be deeper than its teacher (3 layers asked, the teacher has 2)" in capsys.readouterr().err
+    assert cli_main(["distill", "--teacher", str(wide), "--student_layers", "1", "--hidden_layers", "1:9",
+                     "--max_sentences", "20"]) == 2
+    assert "parameter 'hidden_layers': pair '1:9' out of range" in capsys.readouterr().err
+    assert cli_main(["distill", "--teacher", str(wide), "--student_layers", "1", "--transfer_data", str(tmp_path / "none.txt"),
+                     "--max_sentences", "20"]) == 2
+    assert "none.txt" in capsys.readouterr().err
     assert cli_main(["distill", "--teacher", str(wide), "--attention_weight", "1"]) == 2
     assert "cache_teacher" in capsys.readouterr().err
     assert cli_main(["distill", "--max_sentences", "20"]) == 2
