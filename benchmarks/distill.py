@@ -188,6 +188,8 @@ def collect(corpus: str, refs: dict[str, str], variants: list[str], seeds: list[
     teacher_run = mlflow.get_run(refs["teacher_run"])
     result = {"corpus": corpus, "teacher": refs["teacher"],
               "tokenizers": {k: v for k, v in refs.items() if k.startswith("tokenizer-")},
+              "tokenizer_entries": {k.split("-")[1]: mlflow.get_run(v.split("/")[1]).data.metrics.get("vocab_size")
+                                    for k, v in refs.items() if k.startswith("tokenizer-")},
               "teacher_test_f1": teacher_run.data.metrics["test_f1"], "variants": {}}
     for key in variants:
         runs = {seed: finished_run(f"distill-{corpus}", f"{key}-s{seed}") for seed in seeds}
@@ -263,7 +265,8 @@ def markdown(results: list[dict], budget: dict[str, str]) -> str:
         lines += [f"### {result['corpus']}", "",
                   f"Teacher `{result['teacher']}`: test F1 {result['teacher_test_f1']:.4f}; domain tokenizers "
                   "(trim of the teacher's vocabulary from the train split): "
-                  + ", ".join(f"{k.split('-')[1]}: `{v}`" for k, v in result["tokenizers"].items()) + ".", "",
+                  + ", ".join(f"{k.split('-')[1]} asked, {result['tokenizer_entries'].get(k.split('-')[1]) or 0:,.0f} "
+                              f"entries built: `{v}`" for k, v in result["tokenizers"].items()) + ".", "",
                   "| model | test F1 mean ± sd | per seed | F1 vs teacher | params | vs teacher | size MB | "
                   "CPU b1 p50 ms | b1 speed-up | CPU b32 p50 ms | b32 speed-up | target |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
