@@ -12,9 +12,11 @@ finished run is not run again, so an interrupted benchmark resumes. ``--workers 
 runs at a time with one thread each.
 
 Resource costs are measured afterwards, side by side in this one process on an otherwise idle
-machine (one model per architecture, i.e. depth and vocabulary; same sentences, same thread count), so the ratios to the teacher
-compare like with like; they are kept in ``distill-costs.json`` (delete it to measure again). Output: ``benchmarks/results/distill.{json,md}`` (store: ``MLFLOW_TRACKING_URI``,
-default ``sqlite:///benchmarks/results/distill.db``).
+machine (one model per architecture, i.e. depth and vocabulary; same sentences, same thread count),
+so the ratios to the teacher compare like with like; they are kept in ``distill-costs.json``
+(delete it to measure again). The teacher with only its vocabulary replaced is scored too.
+Output: ``benchmarks/results/distill.{json,md}`` and ``distill-<corpus>.png`` (store:
+``MLFLOW_TRACKING_URI``, default ``sqlite:///benchmarks/results/distill.db``).
 """
 
 from __future__ import annotations
@@ -288,9 +290,10 @@ def markdown(results: list[dict], budget: dict[str, str]) -> str:
             lines.append(f"| {row['description']} | {row['f1_mean']:.4f} ± {row['f1_sd']:.4f} | {seeds} | "
                          f"{row['f1_ratio']:.1%} | " + " | ".join(cells) + f" | {mark} |")
         if result.get("vocabulary_only_f1"):
-            lines += ["", "The teacher with only its vocabulary replaced (all 6 layers, no training), test F1: " + ", ".join(
-                f"{int(size) // 1000}k {f1:.4f} ({f1 / result['teacher_test_f1']:.1%})"
-                for size, f1 in result["vocabulary_only_f1"].items()) + "."]
+            scores = ", ".join(f"{int(size) // 1000}k {f1:.4f} ({f1 / result['teacher_test_f1']:.1%})"
+                               for size, f1 in result["vocabulary_only_f1"].items())
+            lines += ["", "The teacher with only its vocabulary replaced (all 6 layers, no training), "
+                          f"test F1: {scores}."]
         if teacher:
             lines += ["", f"Costs measured side by side in one process ({teacher.get('cpu_threads', 0):.0f} threads, "
                           "first 256 test sentences, max_length 256)."]

@@ -454,7 +454,8 @@ def distill_student(
         raise ConfigError("parameter 'cache_teacher': the attention loss needs the teacher's attention maps at "
                           "every step; set cache_teacher=false (or attention_weight=0)")
     if losses.word_pooling not in POOLINGS:
-        raise ConfigError(f"parameter 'word_pooling': expected one of {', '.join(POOLINGS)}, got {losses.word_pooling!r}")
+        raise ConfigError(f"parameter 'word_pooling': expected one of {', '.join(POOLINGS)}, "
+                          f"got {losses.word_pooling!r}")
     set_seed(settings.seed)
     label2id = {label: i for i, label in enumerate(labels)}
     teacher.to(device).eval()

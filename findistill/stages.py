@@ -204,8 +204,9 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
     )
     mlflow.set_tags({"findistill.student_layers_from": ",".join(map(str, layers)),
                      "findistill.student_vocab_size": str(len(student_tokenizer))})
+    how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"
     print(f"student: teacher layers {layers} of {model.config.num_hidden_layers}, vocabulary "
-          f"{len(student_tokenizer):,} ({'same tokenizer' if new_tokenizer is None else spec.vocab_transfer + ' transfer'})")
+          f"{len(student_tokenizer):,} ({how})")
     return student, student_tokenizer
 
 

@@ -54,7 +54,8 @@ def select_layers(n_teacher: int, n_student: int, selection: str = "uniform") ->
             raise ConfigError(f"parameter 'layer_selection': indices must lie in 0..{n_teacher - 1} (the teacher "
                               f"has {n_teacher} layers), got {selection!r}")
         if indices != sorted(set(indices)):
-            raise ConfigError(f"parameter 'layer_selection': indices must be increasing and distinct, got {selection!r}")
+            raise ConfigError(f"parameter 'layer_selection': indices must be increasing and distinct, "
+                              f"got {selection!r}")
         if n_student not in (0, len(indices)):
             raise ConfigError(f"parameter 'layer_selection': lists {len(indices)} layers but student_layers is "
                               f"{n_student}")

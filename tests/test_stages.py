@@ -181,7 +181,8 @@ def test_distill_refuses_a_teacher_without_the_data_types_and_a_too_deep_student
     assert cli_main(["distill", "--teacher", str(wide), "--student_layers", "1", "--hidden_layers", "1:9",
                      "--max_sentences", "20"]) == 2
     assert "parameter 'hidden_layers': pair '1:9' out of range" in capsys.readouterr().err
-    assert cli_main(["distill", "--teacher", str(wide), "--student_layers", "1", "--transfer_data", str(tmp_path / "none.txt"),
+    assert cli_main(["distill", "--teacher", str(wide), "--student_layers", "1",
+                     "--transfer_data", str(tmp_path / "none.txt"),
                      "--max_sentences", "20"]) == 2
     assert "none.txt" in capsys.readouterr().err
     assert cli_main(["distill", "--teacher", str(wide), "--attention_weight", "1"]) == 2
