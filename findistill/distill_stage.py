@@ -22,13 +22,11 @@ from findistill.evaluation import check_label_compatibility, resolve_device
 from findistill.models import load_token_classifier, load_tokenizer, model_labels
 from findistill.serving import split_words
 from findistill.students import layer_list, select_layers
-from findistill.stages import DataParams, StudentParams, check_training_params, checkpoint_path, finish_training, \
-    load_stage_data, make_student
-from findistill.training import TrainSettings
+from findistill.stages import TrainingStageParams, checkpoint_path, finish_training, load_stage_data, make_student
 
 
 @dataclass
-class DistillConfig(StudentParams, TrainSettings, DataParams):
+class DistillConfig(TrainingStageParams):
     """``distill``: train a student from ``teacher`` (a fine-tuned NER model: ``runs:/<id>/model``,
     ``models:/<name>@<alias>`` or a folder) and evaluate it with resource metrics.
 
@@ -57,18 +55,9 @@ class DistillConfig(StudentParams, TrainSettings, DataParams):
     transfer_data: str = "none"
     transfer_ratio: float = 1.0
     text_field: str = "text"
-    eval_split: str = "test"
-    device: str = "auto"
-    checkpoint_dir: str = "auto"
-    keep_checkpoints: bool = False
-    measure_resources: bool = True
-    registered_model_name: str = ""
-    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        DataParams.__post_init__(self)
-        StudentParams.__post_init__(self)
-        check_training_params(self)
+        super().__post_init__()
         require(bool(self.teacher.strip()), "teacher",
                 "a fine-tuned NER model (runs:/<id>/model, models:/<name>@<alias>, or a folder)", self.teacher)
         require(self.temperature > 0, "temperature", "a positive number", self.temperature)

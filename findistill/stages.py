@@ -82,11 +82,10 @@ class PrepareConfig(DataParams):
 
 
 @dataclass
-class FinetuneConfig(StudentParams, TrainSettings, DataParams):
-    """``finetune``: train a token classifier (the teacher, or with a student spec the no-KD student
-    baseline) and evaluate it with resource metrics."""
+class TrainingStageParams(StudentParams, TrainSettings, DataParams):
+    """What every stage that trains a model shares (``finetune``, ``distill``): data, optimisation, the
+    student spec, and where the result goes (evaluation split, device, checkpoints, registry)."""
 
-    model: str = DEFAULT_TEACHER
     eval_split: str = "test"
     device: str = "auto"
     checkpoint_dir: str = "auto"
@@ -98,18 +97,21 @@ class FinetuneConfig(StudentParams, TrainSettings, DataParams):
     def __post_init__(self) -> None:
         DataParams.__post_init__(self)
         StudentParams.__post_init__(self)
-        check_training_params(self)
+        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        require(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
+        require(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", self.warmup_ratio)
+        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
+        require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
+        require(self.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", self.eval_split)
 
 
-def check_training_params(config) -> None:
-    """Validate the TrainSettings fields and ``eval_split`` of a training stage's config."""
-    require(config.epochs >= 1, "epochs", "an integer >= 1", config.epochs)
-    require(config.batch_size >= 1, "batch_size", "an integer >= 1", config.batch_size)
-    require(config.learning_rate > 0, "learning_rate", "a positive number", config.learning_rate)
-    require(0 <= config.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", config.warmup_ratio)
-    require(8 <= config.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", config.max_length)
-    require(config.patience >= 1, "patience", "an integer >= 1", config.patience)
-    require(config.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", config.eval_split)
+@dataclass
+class FinetuneConfig(TrainingStageParams):
+    """``finetune``: train a token classifier (the teacher, or with a student spec the no-KD student
+    baseline) and evaluate it with resource metrics."""
+
+    model: str = DEFAULT_TEACHER
 
 
 @dataclass
