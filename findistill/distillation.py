@@ -172,7 +172,7 @@ def _teacher_word_targets(teacher: PreTrainedModel, inputs: dict[str, torch.Tens
         out = teacher(**{k: inputs[f"t_{k}"] for k in MODEL_INPUTS if f"t_{k}" in inputs},
                       output_hidden_states=need_hidden, output_attentions=need_attention)
     index = inputs["t_word_index"]
-    logits = pool_words(out.logits.float(), index, n_words, settings.word_pooling)
+    logits = pool_words(out.logits.float(), index, n_words, settings.word_pooling) if settings.kd_weight > 0 else None
     hidden = None
     if need_hidden:
         hidden = torch.stack([pool_words(out.hidden_states[t].float(), index, n_words, settings.word_pooling)
@@ -186,7 +186,8 @@ def distillation_losses(student: PreTrainedModel, inputs: dict[str, torch.Tensor
 
     The batch carries the student's sub-tokens (``input_ids``... ``word_index``), ``word_labels``
     [b, w] (-100: no gold label) and either the teacher's cached word outputs (``t_logits``,
-    ``t_present``, ``t_hidden``) or its sub-tokens (``t_input_ids``... ``t_word_index``).
+    ``t_present``, ``t_hidden``) or its sub-tokens (``t_input_ids``... ``t_word_index``). With the kd
+    and ce weights at 0 neither model's ``logits`` are used (plain encoders will do: general distillation).
     """
     weights = settings.weights()
     need_hidden, need_attention = weights["hidden"] > 0, weights["attention"] > 0
@@ -195,7 +196,7 @@ def distillation_losses(student: PreTrainedModel, inputs: dict[str, torch.Tensor
     out = student(**{k: inputs[k] for k in MODEL_INPUTS if k in inputs},
                   output_hidden_states=need_hidden, output_attentions=need_attention)
     s_present = words_present(word_index, n_words)
-    first_logits = pool_words(out.logits, word_index, n_words, "first")
+    first_logits = pool_words(out.logits, word_index, n_words, "first") if weights["kd"] + weights["ce"] > 0 else None
     if "t_logits" not in inputs and teacher is None:
         raise ValueError("distillation_losses: the batch has no cached teacher outputs and no teacher was given")
     t_logits, t_present, t_hidden, t_attentions = _teacher_word_targets(teacher, inputs, settings, n_words)

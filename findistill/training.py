@@ -62,8 +62,9 @@ class EpochLogger(TrainerCallback):
     new MLflow run holds the whole curve.
     """
 
-    def __init__(self, log: Callable[[dict[str, float], int], None]):
+    def __init__(self, log: Callable[[dict[str, float], int], None], eval_key: str | None = "eval_f1"):
         self.log = log
+        self.eval_key = eval_key  # the evaluation entry that closes an epoch; None: no evaluation
         self._train_loss: float | None = None
         self._parts: dict[str, float] = {}  # loss components a distillation logs beside "loss"
 
@@ -71,7 +72,9 @@ class EpochLogger(TrainerCallback):
         if "loss" in entry:  # mean training loss of the epoch (logging_strategy="epoch")
             self._train_loss = float(entry["loss"])
             self._parts = {f"train_{k}": float(v) for k, v in entry.items() if k.startswith("loss_")}
-        if "eval_f1" in entry:
+            if self.eval_key is None:
+                self.log({"train_loss": self._train_loss, **self._parts}, int(round(entry.get("epoch", 0))))
+        if self.eval_key is not None and self.eval_key in entry:
             metrics = {k.replace("eval_", "val_"): float(v) for k, v in entry.items() if k.startswith("eval_")}
             metrics = {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
             if self._train_loss is not None:
