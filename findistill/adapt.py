@@ -112,6 +112,15 @@ def _l2r_rows(input_ids: list[int], word_ids: list[int | None], mask_id: int) ->
     return rows
 
 
+def _lm_head(model: PreTrainedModel) -> torch.nn.Module | None:
+    """The module mapping final hidden states to vocabulary logits (BERT ``cls``, RoBERTa ``lm_head``),
+    when the model has one such module."""
+    for name in ("cls", "lm_head"):
+        if isinstance(getattr(model, name, None), torch.nn.Module):
+            return getattr(model, name)
+    return None
+
+
 @torch.inference_mode()
 def pseudo_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
                       *, max_length: int = 128, batch_size: int = 64,
@@ -143,11 +152,17 @@ def pseudo_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
         for i, (row, _, _) in enumerate(chunk):
             ids[i, : len(row)] = torch.tensor(row)
             attention[i, : len(row)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
-        rows_at = torch.arange(len(chunk), device=logits.device)
-        positions = torch.tensor([pos for _, pos, _ in chunk], device=logits.device)
-        originals = torch.tensor([original for _, _, original in chunk], device=logits.device)
-        total += float(logits[rows_at, positions].float().log_softmax(-1)[rows_at, originals].sum())
+        rows_at = torch.arange(len(chunk), device=device)
+        positions = torch.tensor([pos for _, pos, _ in chunk], device=device)
+        originals = torch.tensor([original for _, _, original in chunk], device=device)
+        inputs = {"input_ids": ids.to(device), "attention_mask": attention.to(device)}
+        head = _lm_head(model)
+        if head is not None:  # the vocabulary projection only where it is scored, not at every position
+            states = model.base_model(**inputs).last_hidden_state[rows_at, positions]
+            logits = head(states.unsqueeze(1))[:, 0]
+        else:
+            logits = model(**inputs).logits[rows_at, positions]
+        total += float(logits.float().log_softmax(-1)[rows_at, originals].sum())
     return {
         "pppl_word": math.exp(-total / max(words_seen, 1)),
         "pppl_token": math.exp(-total / max(len(rows), 1)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from findistill import distill_stage, stages, tokenization_stages
+from findistill import adapt_stage, distill_stage, stages, tokenization_stages
 from findistill.config import ConfigError, parse_params
 from findistill.data import DataError
 from findistill.models import ModelLoadError
@@ -19,6 +19,7 @@ STAGES = {
     "prepare": (stages.prepare, stages.PrepareConfig),
     "analyze_tokenization": (tokenization_stages.analyze_tokenization, tokenization_stages.AnalyzeTokenizationConfig),
     "train_tokenizer": (tokenization_stages.train_tokenizer, tokenization_stages.TrainTokenizerConfig),
+    "adapt": (adapt_stage.adapt, adapt_stage.AdaptConfig),
     "finetune": (stages.finetune, stages.FinetuneConfig),
     "distill": (distill_stage.distill, distill_stage.DistillConfig),
     "evaluate": (stages.evaluate, stages.EvaluateConfig),

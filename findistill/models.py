@@ -109,3 +109,22 @@ def load_token_classifier(
 def model_labels(model: PreTrainedModel) -> list[str]:
     """The label list of a token-classification model, in id order."""
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
+def load_masked_lm(ref: str, *, trust_remote_code: bool = False) -> tuple[PreTrainedModel, bool]:
+    """Masked-LM model from ``ref`` (safetensors only) and whether its LM head was missing and is freshly
+    initialised (true for sentence encoders such as all-MiniLM-L6-v2 and for NER checkpoints)."""
+    from transformers import AutoModelForMaskedLM
+
+    model, info = _from_pretrained(AutoModelForMaskedLM, ref, use_safetensors=True,
+                                   trust_remote_code=trust_remote_code, output_loading_info=True)
+    head_prefixes = ("cls.", "lm_head", "vocab_", "generator_", "predictions")
+    fresh = any(key.startswith(head_prefixes) for key in info.get("missing_keys", []))
+    return model, fresh
+
+
+def load_encoder(ref: str, *, trust_remote_code: bool = False) -> PreTrainedModel:
+    """The bare encoder of ``ref`` (no head; safetensors only), e.g. a teacher for general distillation."""
+    from transformers import AutoModel
+
+    return _from_pretrained(AutoModel, ref, use_safetensors=True, trust_remote_code=trust_remote_code)

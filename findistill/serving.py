@@ -104,3 +104,41 @@ class NerPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):  # noqa: ANN001
         """DataFrame ``text`` column (or list of str) -> one list of entity spans per text."""
         return tag_texts(self.model, self.tokenizer, _texts(model_input), max_length=self.max_length)
+
+
+def fill_masks(model, tokenizer, texts: Sequence[str], *, top_k: int = 5, max_length: int = 128) -> list[list[dict]]:
+    """For each text, the ``top_k`` candidates of each mask token: ``[{"position", "candidates": [{"token",
+    "score"}]}]`` (``[MASK]`` written in the text, in the tokenizer's own mask-token spelling)."""
+    import torch
+
+    results = []
+    for text in texts:
+        encoded = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.inference_mode():
+            probs = model(**encoded).logits[0].softmax(-1)
+        positions = (encoded["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
+        masks = []
+        for p in positions:
+            scores, ids = probs[p].topk(top_k)
+            masks.append({"position": p, "candidates": [
+                {"token": tokenizer.convert_ids_to_tokens(int(i)), "score": float(s)} for s, i in zip(scores, ids)]})
+        results.append(masks)
+    return results
+
+
+class FillMaskPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper of an adapted masked LM (artifact ``hf_model``): texts with mask tokens in,
+    the top candidates of each mask out. ``finetune``/``distill`` use the folder inside as an encoder."""
+
+    def load_context(self, context):  # noqa: ANN001 (MLflow signature)
+        from transformers import AutoModelForMaskedLM
+
+        from findistill.models import load_tokenizer
+
+        self.tokenizer = load_tokenizer(context.artifacts["hf_model"])
+        self.model = AutoModelForMaskedLM.from_pretrained(context.artifacts["hf_model"], use_safetensors=True)
+        self.model.eval()
+        self.max_length = int((context.model_config or {}).get("max_length", 128))
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001
+        return fill_masks(self.model, self.tokenizer, _texts(model_input), max_length=self.max_length)

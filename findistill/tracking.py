@@ -101,9 +101,15 @@ def log_ner_model(hf_dir: str | os.PathLike, *, max_length: int, example_texts: 
 
     The model answers a DataFrame with a ``text`` column with entity spans per text.
     """
-    import pandas as pd
-
     from findistill.serving import NerPyfunc
+
+    return log_hf_pyfunc(hf_dir, NerPyfunc(), max_length=max_length, example_texts=example_texts)
+
+
+def log_hf_pyfunc(hf_dir: str | os.PathLike, python_model: Any, *, max_length: int, example_texts: list[str]) -> str:
+    """Log a save_pretrained folder (artifact ``hf_model``) wrapped by ``python_model`` as ``model``; return
+    ``runs:/<id>/model``. :func:`localize_model` finds the folder again for the next stage."""
+    import pandas as pd
 
     run_id = mlflow.active_run().info.run_id
     requirements = [
@@ -112,7 +118,7 @@ def log_ner_model(hf_dir: str | os.PathLike, *, max_length: int, example_texts: 
     ]
     mlflow.pyfunc.log_model(
         name="model",
-        python_model=NerPyfunc(),
+        python_model=python_model,
         artifacts={"hf_model": str(hf_dir)},
         code_paths=[str(Path(findistill.__file__).parent)],
         input_example=pd.DataFrame({"text": example_texts}),

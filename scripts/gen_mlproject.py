@@ -8,6 +8,7 @@ docs = {
  "prepare": "Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/ (runs:/<id>/data) and dataset statistics.",
  "distill": "Distil a fine-tuned teacher into a student (fewer layers, same or domain tokenizer) word against word: KD/CE/hidden/attention losses, optional transfer set; logs per-epoch loss components, the student and its evaluation with resource metrics.",
  "finetune": "Fine-tune an encoder for NER (the teacher; with student_layers/tokenizer the no-KD student baseline); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.",
+ "adapt": "Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on domain text, or with teacher= general distillation on general_data; logs held-out MLM loss and pseudo-perplexity before/after and the adapted encoder (runs:/<id>/model).",
  "evaluate": "Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.",
  "main": "The demo chain as child runs: prepare -> finetune -> evaluate the logged model.",
  "analyze_tokenization": "Fertility, UNK rate, sequence lengths, per-entity-type fertility, vocabulary use/overlap of tokenizers over corpora (general vs financial); tables and plots.",

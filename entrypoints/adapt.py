@@ -1,0 +1,11 @@
+"""MLflow entry point `adapt` (see findistill.adapt_stage.adapt for what it logs)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's findistill, installed or not
+
+from findistill.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["adapt", *sys.argv[1:]]))
