@@ -1,4 +1,4 @@
-"""MLflow entry point `main` (see findistill.stages.main for what it logs)."""
+"""MLflow entry point `main` (see findistill.pipeline.main for what it logs)."""
 
 import sys
 from pathlib import Path

@@ -127,7 +127,8 @@ def training_text(config: AdaptConfig, data) -> tuple[list[list[str]], str]:  # 
     return sentences, " + ".join(sources)
 
 
-def _depth(model_dir: str) -> int:
+def model_depth(model_dir: str) -> int:
+    """Number of transformer layers of a model reference, from its config alone."""
     from transformers import AutoConfig
 
     from findistill.models import resolve_model_path
@@ -154,9 +155,9 @@ def adapt(config: AdaptConfig) -> str:
     model_dir = tracking.localize_model(config.model)
     teacher_dir = tracking.localize_model(config.teacher) if config.distilling else None
     if teacher_dir is not None:  # a bad layer map or depth ends here, before the run opens
-        n_model = _depth(model_dir)
+        n_model = model_depth(model_dir)
         depth = len(select_layers(n_model, config.student_layers or n_model, config.layer_selection))
-        map_layers(depth, _depth(teacher_dir), config.hidden_layers)
+        map_layers(depth, model_depth(teacher_dir), config.hidden_layers)
     with tracking.stage_run("adapt", config) as run:
         tokenizer = load_tokenizer(model_dir, trust_remote_code=config.trust_remote_code)
         set_seed(config.seed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from findistill import adapt_stage, distill_stage, stages, tokenization_stages
+from findistill import adapt_stage, distill_stage, pipeline, stages, tokenization_stages
 from findistill.config import ConfigError, parse_params
 from findistill.data import DataError
 from findistill.models import ModelLoadError
@@ -23,7 +23,7 @@ STAGES = {
     "finetune": (stages.finetune, stages.FinetuneConfig),
     "distill": (distill_stage.distill, distill_stage.DistillConfig),
     "evaluate": (stages.evaluate, stages.EvaluateConfig),
-    "main": (stages.main, stages.MainConfig),
+    "main": (pipeline.main, pipeline.MainConfig),
 }
 
 USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError)

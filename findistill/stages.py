@@ -132,18 +132,6 @@ class EvaluateConfig(DataParams):
         require(self.split in SPLITS, "split", f"one of {SPLITS}", self.split)
 
 
-@dataclass
-class MainConfig(FinetuneConfig):
-    """``main``: prepare -> finetune (teacher) -> evaluate the logged model, as child runs of one run.
-
-    Defaults suit the bundled sample (335 training sentences): smaller batches and a higher rate
-    give the teacher enough updates within a few minutes on 2 cores.
-    """
-
-    batch_size: int = 8
-    learning_rate: float = 1.5e-4
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -313,25 +301,3 @@ def evaluate(config: EvaluateConfig) -> str:
         )
         print_tracking_location()
         return run.info.run_id
-
-
-def main(config: MainConfig) -> str:
-    """The demo chain as child runs of one parent: prepare -> finetune -> evaluate (the logged model)."""
-    base = to_dict(config)
-    data_fields = {k: base[k] for k in to_dict(PrepareConfig())}
-    with tracking.stage_run("main", config, run_name="main") as parent:
-        prepared = prepare(PrepareConfig(**data_fields))
-        prepared_data = {**data_fields, "data": f"runs:/{prepared}/data", "splits": "auto", "max_sentences": 0}
-        tuned = finetune(FinetuneConfig(**{**base, **prepared_data}))
-        evaluate(EvaluateConfig(**prepared_data, model=f"runs:/{tuned}/model", split=config.eval_split,
-                                max_length=config.max_length, device=config.device,
-                                measure_resources=config.measure_resources))
-        loaded = mlflow.pyfunc.load_model(f"runs:/{tuned}/model")
-        print("\nThe logged model, loaded back from MLflow, tags a sentence:")
-        print(f"  {EXAMPLE_TEXTS[0]}")
-        for span in loaded.predict({"text": EXAMPLE_TEXTS})[0]:
-            print(f"  {span['entity']:<5} {span['text']!r} ({span['score']:.2f})")
-        print(f"\nmain run {parent.info.run_id}: prepare {prepared}, finetune {tuned}")
-        return parent.info.run_id
-
-

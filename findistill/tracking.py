@@ -56,6 +56,21 @@ def localize_model(ref: str) -> str:
     raise FileNotFoundError(f"{ref}: no Hugging Face model (config.json) in the MLflow artifacts at {root}")
 
 
+_CHILD: dict[str, Any] = {}  # run name and tags for the next stage run opened (set by ``child_context``)
+
+
+@contextlib.contextmanager
+def child_context(run_name: str, tags: dict[str, str]) -> Iterator[None]:
+    """Stage runs opened inside get ``run_name`` and ``tags`` (``main`` names its steps and cache keys)."""
+    previous = dict(_CHILD)
+    _CHILD.update(run_name=run_name, tags=tags)
+    try:
+        yield
+    finally:
+        _CHILD.clear()
+        _CHILD.update(previous)
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """Open the stage's MLflow run, log its config (params + ``config.json``) and stage tags.
@@ -65,11 +80,13 @@ def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[
     """
     nested = mlflow.active_run() is not None
     launched = not nested and bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` made the run (and named it)
-    with mlflow.start_run(run_name=None if launched else run_name or stage, nested=nested) as run:
+    name = _CHILD.get("run_name") if nested else None
+    with mlflow.start_run(run_name=None if launched else name or run_name or stage, nested=nested) as run:
         params = to_dict(config)  # stage configs are flat dataclasses
         existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
         mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
-        mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__})
+        mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__,
+                         **(_CHILD.get("tags", {}) if nested else {})})
         mlflow.log_dict(to_dict(config), "config.json")
         yield run
 

@@ -10,7 +10,7 @@ docs = {
  "finetune": "Fine-tune an encoder for NER (the teacher; with student_layers/tokenizer the no-KD student baseline); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.",
  "adapt": "Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on domain text, or with teacher= general distillation on general_data; logs held-out MLM loss and pseudo-perplexity before/after and the adapted encoder (runs:/<id>/model).",
  "evaluate": "Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.",
- "main": "The demo chain as child runs: prepare -> finetune -> evaluate the logged model.",
+ "main": "The whole study as child runs in the order a strategy names (finetune-distill, adapt-finetune-distill, distill-adapt-finetune, distill-adapt-distill): prepare -> analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill/adapt student -> evaluate; finished stages with the same inputs and code are reused.",
  "analyze_tokenization": "Fertility, UNK rate, sequence lengths, per-entity-type fertility, vocabulary use/overlap of tokenizers over corpora (general vs financial); tables and plots.",
  "train_tokenizer": "Build a domain tokenizer (method train/trim/extend, vocab_size) from domain text; logs tokenizer/ (runs:/<id>/tokenizer) and its held-out analysis vs the teacher.",
 }

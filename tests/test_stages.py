@@ -92,22 +92,6 @@ def test_bad_input_fails_through_mlflow_run_with_file_and_line(mlflow_store, tmp
     assert set(runs.status) <= {"FAILED"}  # nothing is recorded as a finished run
 
 
-def test_main_chains_child_runs_and_reuses_nothing_half_written(mlflow_store, tiny_encoder_dir, capsys):
-    code = cli_main([
-        "main", "--model", str(tiny_encoder_dir), "--epochs", "1", "--learning_rate", "0.003",
-        "--max_sentences", "40", "--max_length", "64", "--registered_model_name", "fin-ner-teacher",
-    ])
-    assert code == 0
-    runs = mlflow.search_runs(search_all_experiments=True)
-    parent = runs[runs["tags.findistill.stage"] == "main"].iloc[0]
-    children = runs[runs["tags.mlflow.parentRunId"] == parent.run_id]
-    assert sorted(children["tags.findistill.stage"]) == ["evaluate", "finetune", "prepare"]
-    assert set(runs.status) == {"FINISHED"}
-    version = MlflowClient().get_model_version("fin-ner-teacher", "1")
-    assert version.tags["role"] == "teacher" and "test_f1" in version.tags
-    assert "tags a sentence" in capsys.readouterr().out
-
-
 def test_stage_errors_end_before_any_run(mlflow_store, tmp_path, capsys):
     missing = tmp_path / "nowhere"
     assert cli_main(["finetune", "--data", str(missing)]) == 2
