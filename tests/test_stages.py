@@ -174,3 +174,21 @@ def test_distill_refuses_a_teacher_without_the_data_types_and_a_too_deep_student
     assert cli_main(["distill", "--max_sentences", "20"]) == 2
     assert "parameter 'teacher'" in capsys.readouterr().err
     assert mlflow.search_runs(search_all_experiments=True).empty  # no run was opened for any of these
+
+
+def test_adapt_through_mlflow_run_gives_an_encoder_that_finetune_takes(mlflow_store, tiny_encoder_dir):
+    sec = shared_corpus("sec-filings")
+    done = _mlflow_run("adapt", mlflow_store, "adapt", model=tiny_encoder_dir, data=sec, max_sentences=60, epochs=2,
+                       learning_rate=0.005, batch_size=8, eval_sentences=20)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = _only_run("adapt", "adapt")
+    assert run["tags.findistill.adapt_mode"] == "dapt" and run["tags.findistill.mlm_head_fresh"] == "true"
+    assert run["metrics.heldout_pppl_word"] < run["metrics.heldout_pppl_word_before"]
+    assert run["metrics.heldout_mlm_loss"] < run["metrics.heldout_mlm_loss_before"]
+    assert run["metrics.epochs_run"] == 2 and run["metrics.params_total"] > 0
+    history = MlflowClient().get_metric_history(run.run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2]
+    answer = mlflow.pyfunc.load_model(f"runs:/{run.run_id}/model").predict({"text": ["Shares of [MASK] rose ."]})
+    assert len(answer[0]) == 1 and len(answer[0][0]["candidates"]) == 5  # one mask, five candidates
+    assert cli_main(["finetune", "--model", f"runs:/{run.run_id}/model", "--data", str(sec), "--max_sentences", "30",
+                     "--epochs", "1", "--max_length", "64", "--measure_resources", "false"]) == 0
