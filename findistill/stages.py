@@ -15,7 +15,7 @@ import mlflow
 from transformers import set_seed
 
 from findistill import tracking
-from findistill.config import config_hash, require, to_dict
+from findistill.config import config_hash, require
 from findistill.data import SPLITS, NerData, dataset_stats, load_ner_data, stats_metrics, write_splits
 from findistill.evaluation import check_label_compatibility, evaluate_ner, resolve_device
 from findistill.models import DEFAULT_TEACHER, load_token_classifier, load_tokenizer, model_labels
