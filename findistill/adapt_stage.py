@@ -201,7 +201,8 @@ def adapt(config: AdaptConfig) -> str:
             tokenizer.save_pretrained(hf_dir)
             tracking.log_metrics({**count_parameters(model), "model_size_mb": model_size_mb(hf_dir)})
             model_uri = tracking.log_hf_pyfunc(hf_dir, FillMaskPyfunc(), max_length=config.max_length,
-                                               example_texts=FILL_MASK_EXAMPLES)
+                                               example_texts=[t.replace("[MASK]", tokenizer.mask_token)
+                                                              for t in FILL_MASK_EXAMPLES])
         if not config.keep_checkpoints:
             remove_checkpoints(checkpoints)
         print(f"after: pseudo-perplexity/word {after['heldout_pppl_word']:.1f} "
