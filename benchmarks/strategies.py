@@ -7,7 +7,8 @@ Per corpus (experiment ``<prefix><corpus>``), every strategy x seed is one ``mlf
 with general text WikiGold; the strategies of a corpus run one after the other so that the stage
 cache shares their common steps (tokenizer, fine-tuned teacher, adapted student). A finished
 ``main`` for a (strategy, seed) is not run again. Afterwards each student and teacher is measured
-side by side in this one process (``distill.measure_costs``, cached in ``distill-costs.json``).
+side by side in this one process (``distill.measure_costs``, cached in ``distill-costs.json``;
+one model per size: students of the same depth and vocabulary share one measurement).
 Output: ``benchmarks/results/strategies.{json,md}`` (store: ``MLFLOW_TRACKING_URI``, default
 ``sqlite:///benchmarks/results/strategies.db``).
 """
@@ -109,7 +110,17 @@ def collect(corpus: str, experiment: str, seeds: list[int], skip_costs: bool) ->
         if key in models:
             run_id = models[key].split("/")[1]
             teachers[key.split(":")[1]] = mlflow.get_run(run_id).data.metrics.get("test_f1")
-    costs = {} if skip_costs or not models else measure_costs(corpus, models)
+    # one measurement per architecture: students of equal size share their costs (the teacher too)
+    representative: dict[float, str] = {}
+    for strategy, row in rows.items():
+        size = next(iter(row["runs"].values()))["metrics"].get("student_params_total", 0.0)
+        representative.setdefault(size, strategy)
+        row["measured_as"] = representative[size]
+    to_measure = {k: v for k, v in models.items() if k.startswith("teacher:general") or k in representative.values()}
+    costs = {} if skip_costs or not models else measure_costs(corpus, to_measure)
+    for strategy, row in rows.items():
+        if row["measured_as"] in costs:
+            costs.setdefault(strategy, costs[row["measured_as"]])
     general_teacher = costs.get("teacher:general", {})
     for strategy, row in rows.items():
         cost = costs.get(strategy)
@@ -151,8 +162,9 @@ def markdown(results: list[dict], seeds: list[int]) -> str:
             minutes = next(iter(row["runs"].values()))["seconds"] / 60
             lines.append(f"| {strategy} | {mean} | {row.get('f1_ratio', float('nan')):.1%} | " + " | ".join(cells)
                          + f" | {minutes:.0f} |")
-        lines += ["", "Pipeline minutes count every step of that `main` run, reused steps at their (seconds) "
-                      "lookup cost; costs measured side by side in one process.", ""]
+        lines += ["", "Pipeline minutes: the steps this `main` ran itself (steps reused from an earlier strategy "
+                      "count their lookup, about a second); costs measured side by side in one process, once per "
+                      "model size.", ""]
     return "\n".join(lines)
 
 
