@@ -184,6 +184,7 @@ def main() -> None:
     corpora = [c for c in args.corpora.split(",") if c]
     seeds = [int(s) for s in args.seeds.split(",")]
     if not args.collect_only:
+        _mlflow().search_experiments()  # create the SQLite store once: two first runs at once race on its tables
         threads = max(1, 2 // args.workers) if args.workers > 1 else None
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda c: run_corpus(c, args.experiment_prefix + c, seeds, threads), corpora))
