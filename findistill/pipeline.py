@@ -176,10 +176,6 @@ def find_finished(experiment_id: str, key: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-class PipelineError(RuntimeError):
-    """A stage of ``main`` failed; the message names it and says how to resume."""
-
-
 class Pipeline:
     """Runs stages as child runs of the active parent run, reusing finished runs with the same key."""
 
