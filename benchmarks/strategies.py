@@ -106,11 +106,13 @@ def collect(corpus: str, experiment: str, seeds: list[int], skip_costs: bool) ->
                 f"runs:/{teacher_run}/model"
         rows[strategy] = {"test_f1": f1, "f1_mean": float(np.mean(list(f1.values()))),
                           "f1_sd": float(np.std(list(f1.values()))), "runs": per_seed}
-    teachers = {}
-    for key in ("teacher:general", "teacher:adapted"):
-        if key in models:
-            run_id = models[key].split("/")[1]
-            teachers[key.split(":")[1]] = mlflow.get_run(run_id).data.metrics.get("test_f1")
+    per_seed_teachers: dict[str, dict[int, float]] = {"general": {}, "adapted": {}}
+    for row in rows.values():  # every seed's teacher: fine-tuned T0, or adapted T0 fine-tuned
+        for seed, r in row["runs"].items():
+            if "finetune-teacher" in r["steps"]:
+                kind = "adapted" if "adapt-teacher" in r["steps"] else "general"
+                per_seed_teachers[kind][seed] = r["metrics"]["teacher_test_f1"]
+    teachers = {kind: float(np.mean(list(f1.values()))) for kind, f1 in per_seed_teachers.items() if f1}
     # one measurement per architecture: students of equal size share their costs (the teacher too)
     representative: dict[float, str] = {}
     for strategy, row in rows.items():
@@ -132,7 +134,8 @@ def collect(corpus: str, experiment: str, seeds: list[int], skip_costs: bool) ->
                 row["speedup_b1"] = general_teacher["latency_cpu_b1_ms_p50"] / cost["latency_cpu_b1_ms_p50"]
         if teachers.get("general"):
             row["f1_ratio"] = row["f1_mean"] / teachers["general"]
-    return {"corpus": corpus, "experiment": experiment, "teachers_test_f1": teachers, "strategies": rows,
+    return {"corpus": corpus, "experiment": experiment, "teachers_test_f1": teachers,
+            "teachers_test_f1_per_seed": per_seed_teachers, "strategies": rows,
             "teacher_costs": {k: v for k, v in costs.items() if k.startswith("teacher:")}}
 
 
@@ -140,14 +143,19 @@ def markdown(results: list[dict], seeds: list[int]) -> str:
     budget = ", ".join(f"{k}={v}" for k, v in BUDGET.items())
     lines = [f"`main` per strategy, general text WikiGold; seeds {', '.join(map(str, seeds))}; {budget}.", ""]
     for result in results:
-        t = result["teachers_test_f1"]
+        t, per_seed = result["teachers_test_f1"], result["teachers_test_f1_per_seed"]
+
+        def seeds_of(kind: str) -> str:
+            return f"{t[kind]:.4f}" + (f" ({', '.join(f'{v:.4f}' for v in per_seed[kind].values())})"
+                                        if len(per_seed[kind]) > 1 else "")
+
         tc = result["teacher_costs"].get("teacher:general", {})
         lines += [f"### {result['corpus']}", "",
-                  f"Teacher test F1: general (fine-tuned all-MiniLM-L6-v2) {t.get('general', float('nan')):.4f}"
-                  + (f", domain-adapted then fine-tuned {t['adapted']:.4f}" if t.get("adapted") else "")
+                  f"Teacher test F1 (mean over seeds): general (fine-tuned all-MiniLM-L6-v2) {seeds_of('general')}"
+                  + (f", domain-adapted then fine-tuned {seeds_of('adapted')}" if t.get("adapted") else "")
                   + (f"; {tc['params_total'] / 1e6:.2f}M params, CPU b1 p50 {tc['latency_cpu_b1_ms_p50']:.1f} ms"
                      if tc else "") + ".", "",
-                  "| strategy | student test F1 (per seed) | vs general teacher | params | vs teacher | size MB | "
+                  "| strategy | student test F1 (per seed) | vs general teacher (mean) | params | vs teacher | size MB | "
                   "CPU b1 p50 ms | speed-up b1 | CPU b32 p50 ms | chain minutes |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for strategy, row in result["strategies"].items():
@@ -184,7 +192,6 @@ def main() -> None:
     corpora = [c for c in args.corpora.split(",") if c]
     seeds = [int(s) for s in args.seeds.split(",")]
     if not args.collect_only:
-        _mlflow().search_experiments()  # create the SQLite store once: two first runs at once race on its tables
         threads = max(1, 2 // args.workers) if args.workers > 1 else None
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda c: run_corpus(c, args.experiment_prefix + c, seeds, threads), corpora))
