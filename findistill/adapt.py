@@ -183,7 +183,7 @@ def heldout_mlm_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     model.eval().to(device)
     total, count = 0.0, 0
     for b in range(0, len(examples), batch_size):
-        batch = collator([dict(e) for e in examples[b : b + batch_size]])
+        batch = collator(examples[b : b + batch_size])
         n = int((batch["labels"] != -100).sum())
         if n == 0:
             continue

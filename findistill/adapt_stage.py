@@ -79,16 +79,13 @@ class AdaptConfig(StudentParams, TrainSettings, DataParams):
     def __post_init__(self) -> None:
         DataParams.__post_init__(self)
         StudentParams.__post_init__(self)
+        self.check_settings()
         require(bool(self.model.strip()), "model", "an encoder reference", self.model)
         require(0 < self.mlm_probability < 1, "mlm_probability", "a fraction in (0, 1)", self.mlm_probability)
         require(self.hidden_loss in HIDDEN_LOSSES, "hidden_loss", f"one of {', '.join(HIDDEN_LOSSES)}",
                 self.hidden_loss)
         require(self.eval_sentences >= 1, "eval_sentences", "an integer >= 1", self.eval_sentences)
         require(self.eval_max_length >= 8, "eval_max_length", "an integer >= 8", self.eval_max_length)
-        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        require(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
-        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
         require(self.max_text_lines >= 0, "max_text_lines", "0 (all) or a positive count", self.max_text_lines)
         require(self.use_train_split or self.text_data != "none" or self.general_data != "none", "text_data",
                 "a text corpus when use_train_split is false (there is no training text otherwise)", self.text_data)

@@ -117,6 +117,7 @@ class MainConfig(StudentParams, TrainSettings, DataParams):
     def __post_init__(self) -> None:
         DataParams.__post_init__(self)
         StudentParams.__post_init__(self)
+        self.check_settings()
         valid = ", ".join(STRATEGIES)
         require(self.strategy in STRATEGIES, "strategy", f"one of {valid}", self.strategy)
         require(self.strategy not in NEEDS_GENERAL or self.general_data != "none", "general_data",
@@ -126,10 +127,10 @@ class MainConfig(StudentParams, TrainSettings, DataParams):
                 self.student_layers)
         require(self.tokenizer_method in TOKENIZER_METHODS, "tokenizer_method",
                 f"one of {', '.join(TOKENIZER_METHODS)}", self.tokenizer_method)
-        for name in ("epochs", "adapt_epochs", "general_epochs", "batch_size"):
+        for name in ("adapt_epochs", "general_epochs"):
             require(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
         require(self.student_epochs >= 0, "student_epochs", "0 (as epochs) or an integer >= 1", self.student_epochs)
-        for name in ("learning_rate", "student_learning_rate", "adapt_learning_rate"):
+        for name in ("student_learning_rate", "adapt_learning_rate"):
             require(getattr(self, name) > 0, name, "a positive number", getattr(self, name))
 
 

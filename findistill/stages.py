@@ -97,12 +97,7 @@ class TrainingStageParams(StudentParams, TrainSettings, DataParams):
     def __post_init__(self) -> None:
         DataParams.__post_init__(self)
         StudentParams.__post_init__(self)
-        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        require(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
-        require(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", self.warmup_ratio)
-        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
-        require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
+        self.check_settings()
         require(self.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", self.eval_split)
 
 

@@ -29,6 +29,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from findistill.config import require
 from findistill.data import Sentence
 from findistill.ner import chunk_predictions_to_tags, encode, entity_scores
 
@@ -49,6 +50,15 @@ class TrainSettings:
     max_length: int = 256
     patience: int = 3
     seed: int = 42
+
+    def check_settings(self) -> None:
+        """Raise ConfigError naming the first optimisation setting out of range (stage configs call it)."""
+        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        require(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
+        require(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", self.warmup_ratio)
+        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
+        require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
 
     def settings(self) -> "TrainSettings":
         """Just the training settings of a (possibly larger) stage config."""
