@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from distill import REPO, RESULTS, measure_costs  # noqa: E402  (the sibling benchmark)
+from distill import RESULTS, measure_costs, mlflow_run  # noqa: E402  (the sibling benchmark)
 
 CORPORA = {"finer-ord": "../shared/data/finer-ord", "sec-filings": "../shared/data/sec-filings"}
 STRATEGIES = ("finetune-distill", "adapt-finetune-distill", "distill-adapt-distill", "distill-adapt-finetune")
@@ -60,22 +60,12 @@ def run_corpus(corpus: str, experiment: str, seeds: list[int], threads: int | No
             if finished_main(experiment, strategy, seed):
                 print(f"[reuse] {experiment} {strategy} seed {seed}", flush=True)
                 continue
-            command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "main", "--env-manager", "local",
-                       "--experiment-name", experiment, "--run-name", f"main-{strategy}-s{seed}"]
             params = {**BUDGET, "strategy": strategy, "data": CORPORA[corpus], "seed": str(seed),
                       "general_data": "../shared/data/wikigold"}
-            for key, value in params.items():
-                command += ["-P", f"{key}={value}"]
-            env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-            if threads:
-                env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-            log = RESULTS / "logs" / f"{experiment}-{strategy}-s{seed}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            print(f"[run] {experiment} {strategy} seed {seed} (log: {log.relative_to(REPO)})", flush=True)
-            with open(log, "w") as handle:
-                done = subprocess.run(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
-            if done.returncode != 0:
-                print(f"[failed] {experiment} {strategy} seed {seed}: see {log}", flush=True)
+            try:
+                mlflow_run("main", experiment, f"main-{strategy}-s{seed}", params, threads)
+            except (RuntimeError, subprocess.CalledProcessError) as err:  # the other strategies still run
+                print(f"[failed] {experiment} {strategy} seed {seed}: {err}", flush=True)
 
 
 def collect(corpus: str, experiment: str, seeds: list[int], skip_costs: bool) -> dict:
