@@ -140,10 +140,10 @@ def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budge
 def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256) -> dict[str, dict[str, float]]:
     """Resource metrics of each model, one after the other in this process, on the same test sentences."""
     sys.path.insert(0, str(REPO))
-    from findistill.data import load_ner_data
-    from findistill.models import load_token_classifier, load_tokenizer
-    from findistill.resources import measure_resources
-    from findistill.tracking import localize_model
+    from findistill.costs.latency import measure_resources
+    from findistill.data.splits import load_ner_data
+    from findistill.models.loading import load_token_classifier, load_tokenizer
+    from findistill.tracking.runs import localize_model
 
     sentences = [s.tokens for s in load_ner_data(str(SHARED / corpus)).splits["test"][:max_sentences]]
     costs = {}
@@ -167,12 +167,12 @@ def vocabulary_only(corpus: str, refs: dict[str, str]) -> dict[str, float]:
     """Test F1 of the teacher with only its vocabulary replaced by each domain tokenizer (all layers, no
     training): how much of a domain-vocabulary student's loss the vocabulary alone explains."""
     sys.path.insert(0, str(REPO))
-    from findistill.data import load_ner_data
-    from findistill.evaluation import evaluate_ner
-    from findistill.models import load_token_classifier, load_tokenizer
-    from findistill.stages import load_tokenizer_ref
-    from findistill.students import build_student
-    from findistill.tracking import localize_model
+    from findistill.data.splits import load_ner_data
+    from findistill.evaluation.predict import evaluate_ner
+    from findistill.models.loading import load_token_classifier, load_tokenizer
+    from findistill.models.students import build_student
+    from findistill.stages.common import load_tokenizer_ref
+    from findistill.tracking.runs import localize_model
 
     test = load_ner_data(str(SHARED / corpus)).splits["test"]
     folder = localize_model(refs["teacher"])

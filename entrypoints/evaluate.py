@@ -1,11 +1,6 @@
-"""MLflow entry point `evaluate` (see findistill.stages.evaluate for what it logs)."""
+"""MLflow entry point `evaluate`: runs findistill.stages.evaluate (the findistill package is installed by `make` or python_env.yaml)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's findistill, installed or not
-
-from findistill.cli import main  # noqa: E402
+from findistill.cli import entry_point
 
 if __name__ == "__main__":
-    sys.exit(main(["evaluate", *sys.argv[1:]]))
+    entry_point(__file__)

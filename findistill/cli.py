@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from findistill import adapt_stage, distill_stage, pipeline, stages, tokenization_stages
 from findistill.config import ConfigError, parse_params
-from findistill.data import DataError
-from findistill.models import ModelLoadError
-
-#: entry point name -> (stage function, its config class); MLproject declares the same
-STAGES = {
-    "prepare": (stages.prepare, stages.PrepareConfig),
-    "analyze_tokenization": (tokenization_stages.analyze_tokenization, tokenization_stages.AnalyzeTokenizationConfig),
-    "train_tokenizer": (tokenization_stages.train_tokenizer, tokenization_stages.TrainTokenizerConfig),
-    "adapt": (adapt_stage.adapt, adapt_stage.AdaptConfig),
-    "finetune": (stages.finetune, stages.FinetuneConfig),
-    "distill": (distill_stage.distill, distill_stage.DistillConfig),
-    "evaluate": (stages.evaluate, stages.EvaluateConfig),
-    "main": (pipeline.main, pipeline.MainConfig),
-}
+from findistill.data.corpus import DataError
+from findistill.models.loading import ModelLoadError
+from findistill.stages import STAGES
 
 USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError)
 
@@ -56,16 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: findistill {{{','.join(STAGES)}}} [--param value ...]", file=sys.stderr)
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     stage = argv[0]
-    function, config_class = STAGES[stage]
+    module = STAGES[stage]
     try:
-        config = parse_params(config_class, parse_argv(argv[1:]))
-        function(config)
+        config = parse_params(module.Config, parse_argv(argv[1:]))
+        module.run(config)
     except USER_ERRORS as err:
         if os.environ.get("FINDISTILL_DEBUG"):
             raise
         print(f"findistill {stage}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def entry_point(script: str) -> None:
+    """Run the stage named after ``script`` (``entrypoints/<stage>.py``) with the process's arguments and exit."""
+    sys.exit(main([Path(script).stem, *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

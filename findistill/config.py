@@ -15,7 +15,6 @@ import typing
 from typing import Any, TypeVar
 
 C = TypeVar("C")
-
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 

@@ -1,32 +1,28 @@
-"""Regenerate MLproject from the stage configs (tests/test_config.py checks they agree): python scripts/gen_mlproject.py"""
+"""Regenerate MLproject from the stage registry and configs (tests/test_cli.py checks they agree).
+
+    .venv/bin/python scripts/gen_mlproject.py
+"""
+
 import dataclasses
 import typing
 from pathlib import Path
 
-from findistill.cli import STAGES
-docs = {
- "prepare": "Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/ (runs:/<id>/data) and dataset statistics.",
- "distill": "Distil a fine-tuned teacher into a student (fewer layers, same or domain tokenizer) word against word: KD/CE/hidden/attention losses, optional transfer set; logs per-epoch loss components, the student and its evaluation with resource metrics.",
- "finetune": "Fine-tune an encoder for NER (the teacher; with student_layers/tokenizer the no-KD student baseline); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.",
- "adapt": "Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on domain text, or with teacher= general distillation on general_data; logs held-out MLM loss and pseudo-perplexity before/after and the adapted encoder (runs:/<id>/model).",
- "evaluate": "Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.",
- "main": "The whole study as child runs in the order a strategy names (finetune-distill, adapt-finetune-distill, distill-adapt-finetune, distill-adapt-distill): prepare -> analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill/adapt student -> evaluate; finished stages with the same inputs and code are reused.",
- "analyze_tokenization": "Fertility, UNK rate, sequence lengths, per-entity-type fertility, vocabulary use/overlap of tokenizers over corpora (general vs financial); tables and plots.",
- "train_tokenizer": "Build a domain tokenizer (method train/trim/extend, vocab_size) from domain text; logs tokenizer/ (runs:/<id>/tokenizer) and its held-out analysis vs the teacher.",
-}
-REQUIRED = {("evaluate", "model"), ("distill", "teacher")}  # no default: MLflow makes them required
+from findistill.stages import STAGES
+
 out = ["# findistill: one entry point per stage. Every parameter arrives as a string and is validated",
-       "# into the stage's typed config (findistill/stages.py); tests/test_config.py keeps this file in sync.",
+       "# into the stage's typed Config (findistill/stages/<entry point>.py); scripts/gen_mlproject.py writes",
+       "# this file and tests/test_cli.py keeps it in sync.",
        "# Example: mlflow run . -e finetune -P data=../shared/data/sec-filings -P epochs=5 --env-manager local",
        "name: findistill", "", "python_env: python_env.yaml", "", "entry_points:"]
-for name, (fn, cls) in STAGES.items():
-    out += [f"  # {docs[name]}", f"  {name}:", "    parameters:"]
-    hints = typing.get_type_hints(cls)
+for name, module in STAGES.items():
+    summary = " ".join(module.__doc__.split("\n\n")[0].split()).split(": ", 1)[1]
+    out += [f"  # {summary}", f"  {name}:", "    parameters:"]
+    hints = typing.get_type_hints(module.Config)
     args = []
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(module.Config):
         t = hints[f.name]
         typ = "float" if t in (int, float) else "string"
-        if (name, f.name) in REQUIRED:
+        if f.name in getattr(module.Config, "REQUIRED", ()):  # no default: MLflow makes it required
             out.append(f"      {f.name}: {{type: string}}")
         else:
             d = f.default
@@ -36,4 +32,4 @@ for name, (fn, cls) in STAGES.items():
         args.append(f"--{f.name} {{{f.name}}}")
     out.append(f'    command: "python entrypoints/{name}.py ' + " ".join(args) + '"')
     out.append("")
-open(Path(__file__).resolve().parents[1] / "MLproject", "w").write("\n".join(out))
+(Path(__file__).resolve().parents[1] / "MLproject").write_text("\n".join(out))

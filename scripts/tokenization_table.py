@@ -26,11 +26,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-from findistill import tokenization as tok  # noqa: E402
-from findistill.data import SPLITS, load_ner_data  # noqa: E402
-from findistill.models import DEFAULT_TEACHER, load_tokenizer  # noqa: E402
-from findistill.vocab_transfer import plan_transfer  # noqa: E402
+from findistill.data.corpus import SPLITS
+from findistill.data.splits import load_ner_data
+from findistill.data.text import sentence_texts
+from findistill.models.loading import DEFAULT_TEACHER, load_tokenizer
+from findistill.models.vocab_transfer import plan_transfer
+from findistill.vocab.analysis import (
+    embedding_params,
+    format_markdown_table,
+    same_pieces_share,
+    segment,
+    segmentation_stats,
+    tokenization_stats,
+)
+from findistill.vocab.build import build_tokenizer
 
 SHARED = REPO.parent / "shared" / "data"
 HIDDEN = 384  # all-MiniLM-L6-v2
@@ -50,7 +59,7 @@ def corpus_sentences(name: str) -> list:
 def teacher_table(teacher) -> list[dict]:
     rows = []
     for name, domain in CORPORA.items():
-        stats = tok.tokenization_stats(teacher, corpus_sentences(name))
+        stats = tokenization_stats(teacher, corpus_sentences(name))
         rows.append({"corpus": name, "domain": domain, **{k: v for k, v in stats.items()
                                                            if not isinstance(v, (list, dict))},
                      "fragmented_words": [f"{w['word']} ({' '.join(w['pieces'])}) x{w['count']}"
@@ -63,11 +72,11 @@ def domain_table(teacher) -> tuple[list[dict], dict]:
     train, heldout = finer.splits["train"], finer.splits["validation"]
     sec = corpus_sentences("sec-filings")
     evaluations = {"finer_val": heldout, "sec": sec}
-    teacher_segs = {k: tok.segment(teacher, v) for k, v in evaluations.items()}
+    teacher_segs = {k: segment(teacher, v) for k, v in evaluations.items()}
     rows = [summary_row("teacher", "-", "-", len(teacher), teacher, evaluations, teacher_segs, None)]
     for method, model_type, size, min_frequency in BUILDS:
         requested = size + len(teacher) if method == "extend" else size
-        built = tok.build_tokenizer(method, teacher, lambda: tok.sentence_texts(train), requested,
+        built = build_tokenizer(method, teacher, lambda: sentence_texts(train), requested,
                                     model_type=model_type, min_frequency=min_frequency)
         label = (f"{method} +{size // 1000}k" if method == "extend" else
                  f"{method}{'' if model_type == 'wordpiece' else '-' + model_type} {size // 1000}k"
@@ -83,12 +92,12 @@ def domain_table(teacher) -> tuple[list[dict], dict]:
 
 def summary_row(label, method, model_type, requested, tokenizer, evaluations, teacher_segs, plan_counts) -> dict:
     row = {"tokenizer": label, "method": method, "model_type": model_type, "requested": requested,
-           "vocab": len(tokenizer), "embedding_params": tok.embedding_params(len(tokenizer), HIDDEN)}
+           "vocab": len(tokenizer), "embedding_params": embedding_params(len(tokenizer), HIDDEN)}
     for key, sentences in evaluations.items():
-        seg = tok.segment(tokenizer, sentences)
-        stats = tok.segmentation_stats(sentences, seg)
+        seg = segment(tokenizer, sentences)
+        stats = segmentation_stats(sentences, seg)
         row.update({f"{key}_tokens_per_sentence": stats["seq_len_mean"], f"{key}_fertility": stats["fertility_mean"],
-                    f"{key}_same_pieces": tok.same_pieces_share(seg, teacher_segs[key]),
+                    f"{key}_same_pieces": same_pieces_share(seg, teacher_segs[key]),
                     f"{key}_unk_rate": stats["unk_rate"], f"{key}_seq_over_128": stats["seq_over_128"]})
     if plan_counts:
         row["fvt_rows"] = plan_counts
@@ -122,7 +131,7 @@ def markdown(teacher_rows: list[dict], domain_rows: list[dict], notes: dict, sec
         "## The teacher's tokenizer (all-MiniLM-L6-v2, uncased WordPiece 30,522) on general vs financial text\n\n"
         "All splits of each corpus. Fertility = sub-tokens per word (the corpus' own words); tokens/sentence "
         "counts [CLS] and [SEP], without truncation.\n\n"
-        + tok.format_markdown_table(teacher_rows, teacher_columns)
+        + format_markdown_table(teacher_rows, teacher_columns)
         + "\nMost fragmented frequent words (extra tokens = (pieces - 1) x count):\n\n" + words + "\n\n"
         "## Domain tokenizers vs the teacher's on held-out financial text\n\n"
         f"Built from the FiNER-ORD train split ({notes['train_sentences']:,} sentences, {notes['train_words']:,} "
@@ -136,7 +145,7 @@ def markdown(teacher_rows: list[dict], domain_rows: list[dict], notes: dict, sec
         "room left with the teacher's other pieces in id order), `extend +Nk` (N thousand words asked on top of the teacher's) when the candidate words "
         "(seen twice, split by the teacher) run out, so its three sizes coincide; Unigram's trainer stops "
         "early too. Unigram pieces carry no `##`, so its 'same pieces' is low by construction.\n\n"
-        + tok.format_markdown_table(domain_rows, domain_columns)
+        + format_markdown_table(domain_rows, domain_columns)
     )
 
 

@@ -11,6 +11,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 LABELS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+FINANCE = [
+    "The Borrower shall repay the Loans in full on the Maturity Date .",
+    "Harbor Point Capital agreed to buy Lindqvist Freight AB for $ 1.2 billion .",
+    "Quarterly revenue rose 12 % while EBITDA margins narrowed , the company said .",
+    "The Lenders may declare all outstanding Obligations immediately due and payable .",
+    "Shares of Calloway Foods Inc. fell 3 % on the Nasdaq after the earnings release .",
+] * 4
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -39,7 +46,7 @@ def shared_corpus(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def packaged_tokenizer():
-    from findistill.models import load_tokenizer
+    from findistill.models.loading import load_tokenizer
 
     return load_tokenizer("packaged:all-MiniLM-L6-v2")
 
@@ -65,7 +72,7 @@ def tiny_encoder_dir(tmp_path_factory, packaged_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_classifier(tiny_encoder_dir):
     """(model, tokenizer) of the tiny encoder with a random 9-label NER head."""
-    from findistill.models import load_token_classifier, load_tokenizer
+    from findistill.models.loading import load_token_classifier, load_tokenizer
 
     return load_token_classifier(str(tiny_encoder_dir), LABELS), load_tokenizer(str(tiny_encoder_dir))
 

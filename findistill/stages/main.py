@@ -1,0 +1,322 @@
+"""``main``: The whole study as child runs in the order a strategy names (finetune-distill, adapt-finetune-distill, distill-adapt-finetune, distill-adapt-distill): prepare -> analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill/adapt student -> evaluate; finished stages with the same inputs and code are reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+import findistill
+from findistill.config import require, to_dict
+from findistill.models.loading import DEFAULT_TEACHER
+from findistill.models.students import select_layers
+from findistill.stages import adapt, analyze_tokenization, distill, evaluate, finetune, prepare, train_tokenizer
+from findistill.stages.common import EXAMPLE_TEXTS, DataParams, StudentParams, model_depth, print_tracking_location
+from findistill.tracking.registry import register
+from findistill.tracking.runs import child_context, localize_model, log_json, log_metrics, log_text, stage_run
+from findistill.training.trainer import TrainSettings
+from findistill.vocab.build import BUILD_METHODS
+
+STRATEGIES = {
+    "finetune-distill": "fine-tune the general teacher, distil the student from it (baseline)",
+    "adapt-finetune-distill": "adapt the teacher to the domain (masked LM), fine-tune it, distil the student",
+    "distill-adapt-finetune": "distil a general student on general text, adapt it, fine-tune it (no NER teacher)",
+    "distill-adapt-distill": "distil a general student, adapt it; adapt and fine-tune the teacher; distil the "
+                             "adapted student from it",
+}
+NEEDS_GENERAL = ("distill-adapt-finetune", "distill-adapt-distill")
+CACHE_TAG = "findistill.cache_key"
+#: parameters that do not change a stage's result (left out of the cache key)
+NOT_IN_KEY = ("device", "checkpoint_dir", "keep_checkpoints")
+
+
+@dataclass
+class Config(StudentParams, TrainSettings, DataParams):
+    """``main``: the study for one ``strategy`` (see :data:`STRATEGIES`), each stage a child run.
+
+    ``model``: the general teacher. ``general_data``: general-domain text for the strategies that
+    distil on it (an NER corpus such as ../shared/data/wikigold, or raw text). ``text_data``:
+    extra unlabeled domain text for the tokenizer and adaptation. Student: ``student_layers``
+    layers (``layer_selection``) and ``tokenizer``: ``domain`` (built here by ``tokenizer_method``
+    at ``tokenizer_vocab_size``), ``same``, or a tokenizer reference. The optimisation settings
+    (``epochs``...) are the teacher's; students use ``student_learning_rate`` and
+    ``student_epochs`` (0: ``epochs``); adaptation ``adapt_epochs`` at ``adapt_learning_rate``,
+    general distillation ``general_epochs``. ``reuse=false`` recomputes every stage.
+    Defaults suit the bundled sample (335 training sentences) in a few minutes on 2 cores.
+    """
+
+    strategy: str = "adapt-finetune-distill"
+    model: str = DEFAULT_TEACHER
+    general_data: str = "none"
+    text_data: str = "none"
+    student_layers: int = 3
+    tokenizer: str = "domain"
+    tokenizer_method: str = "trim"
+    tokenizer_vocab_size: int = 16000
+    batch_size: int = 8
+    learning_rate: float = 1.5e-4
+    student_epochs: int = 0
+    student_learning_rate: float = 2e-4
+    temperature: float = 2.0
+    kd_weight: float = 1.0
+    ce_weight: float = 1.0
+    transfer_data: str = "none"
+    adapt_epochs: int = 3
+    adapt_learning_rate: float = 1e-4
+    general_epochs: int = 3
+    eval_split: str = "test"
+    device: str = "auto"
+    measure_resources: bool = True
+    registered_model_name: str = ""
+    trust_remote_code: bool = False
+    reuse: bool = True
+
+    def __post_init__(self) -> None:
+        DataParams.__post_init__(self)
+        StudentParams.__post_init__(self)
+        self.check_settings()
+        valid = ", ".join(STRATEGIES)
+        require(self.strategy in STRATEGIES, "strategy", f"one of {valid}", self.strategy)
+        require(self.strategy not in NEEDS_GENERAL or self.general_data != "none", "general_data",
+                f"a general-domain corpus for strategy {self.strategy} (it distils on general text first), "
+                "e.g. ../shared/data/wikigold", self.general_data)
+        require(self.student_layers >= 1, "student_layers", "an integer >= 1 (the student's depth)",
+                self.student_layers)
+        require(self.tokenizer_method in BUILD_METHODS, "tokenizer_method",
+                f"one of {', '.join(BUILD_METHODS)}", self.tokenizer_method)
+        for name in ("adapt_epochs", "general_epochs"):
+            require(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
+        require(self.student_epochs >= 0, "student_epochs", "0 (as epochs) or an integer >= 1", self.student_epochs)
+        for name in ("student_learning_rate", "adapt_learning_rate"):
+            require(getattr(self, name) > 0, name, "a positive number", getattr(self, name))
+
+
+def code_version() -> str:
+    """Hash of every file of the ``findistill`` package (sources and the bundled sample)."""
+    root = Path(findistill.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _fingerprint(value: Any) -> list | None:
+    """Names, sizes and modification times of a local input path (file or folder), else None."""
+    if not isinstance(value, str) or not value or "://" in value or value.startswith(("runs:/", "models:/")):
+        return None
+    path = Path(value)
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[:5000]
+    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def cache_key(stage: str, config: Any, code: str) -> str:
+    """The key under which a stage's finished run is reused: stage, parameters (upstream run ids
+    included), local input files, code version."""
+    params = {k: v for k, v in to_dict(config).items() if k not in NOT_IN_KEY}
+    inputs = {k: fp for k, v in params.items() if (fp := _fingerprint(v)) is not None}
+    payload = json.dumps({"stage": stage, "params": params, "inputs": inputs, "code": code}, sort_keys=True,
+                         default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def find_finished(experiment_id: str, key: str) -> str | None:
+    """The newest FINISHED run of ``experiment_id`` tagged with cache ``key``."""
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`{CACHE_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.end_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+class Pipeline:
+    """Runs stages as child runs of the active parent run, reusing finished runs with the same key."""
+
+    def __init__(self, experiment_id: str, reuse: bool = True):
+        self.experiment_id = experiment_id
+        self.reuse = reuse
+        self.code = code_version()
+        self.steps: list[dict[str, Any]] = []
+
+    def run(self, step: str, stage_module: ModuleType, config: Any) -> str:
+        """Run ``stage_module.run(config)`` as the child run ``step``, or reuse a finished run with the same key."""
+        stage = stage_module.__name__.rsplit(".", 1)[-1]
+        key = cache_key(stage, config, self.code)
+        started = time.perf_counter()
+        hit = find_finished(self.experiment_id, key) if self.reuse else None
+        if hit:
+            print(f"\n[main] {step}: reusing run {hit} (same parameters, inputs and code)")
+            run_id = hit
+        else:
+            print(f"\n[main] {step}: running {stage}")
+            try:
+                with child_context(run_name=step, tags={CACHE_TAG: key, "findistill.step": step}):
+                    run_id = stage_module.run(config)
+            except Exception as err:
+                done = ", ".join(s["step"] for s in self.steps) or "none"
+                print(f"\n[main] stage '{step}' ({stage}) failed: {type(err).__name__}: {err}\n"
+                      f"[main] finished stages ({done}) are kept; re-running the same main command reuses them "
+                      "and resumes this one from its last checkpoint")
+                raise
+        self.steps.append({"step": step, "stage": stage, "run_id": run_id, "reused": bool(hit),
+                           "seconds": round(time.perf_counter() - started, 1), "cache_key": key})
+        mlflow.set_tag(f"findistill.step.{step}", run_id)
+        return run_id
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _pick(config: Config, cls: type) -> dict[str, Any]:
+    """The values of ``config`` for the fields ``cls`` shares with it."""
+    values = to_dict(config)
+    return {k: values[k] for k in _fields(cls) if k in values}
+
+
+def _metrics(run_id: str) -> dict[str, float]:
+    return mlflow.get_run(run_id).data.metrics
+
+
+SUMMARY_KEYS = ("f1", "params_total", "model_size_mb", "latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50",
+                "throughput_cpu_words_per_s", "peak_rss_mb")
+
+
+def _register(name: str, run_id: str, role: str, f1: float | None) -> None:
+    """Register ``runs:/<run_id>/model`` under ``name`` unless that run is already a version of it."""
+    existing = MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if existing:
+        print(f"[main] {role} run {run_id} is already {name} version {existing[0].version}")
+        return
+    version = register(f"runs:/{run_id}/model", name,
+                                tags={"role": role, "f1": round(f1, 4) if f1 is not None else "n/a"})
+    print(f"[main] registered the {role} as {name} version {version}")
+
+
+def run(config: Config) -> str:
+    """Run ``config.strategy``; log the steps (``pipeline.json``/``.md``) and the student's quality and cost."""
+    s = config.strategy
+    select_layers(model_depth(localize_model(config.model)), config.student_layers, config.layer_selection)
+    with stage_run("main", config, run_name=f"main-{s}") as parent:
+        pipe = Pipeline(parent.info.experiment_id, reuse=config.reuse)
+        mlflow.set_tags({"findistill.strategy": s, "findistill.code_version": pipe.code})
+        print(f"[main] strategy {s}: {STRATEGIES[s]} (code {pipe.code})")
+        prepared = pipe.run("prepare", prepare, prepare.Config(**_pick(config, prepare.Config)))
+        data = {**_pick(config, DataParams), "data": f"runs:/{prepared}/data", "splits": "auto", "max_sentences": 0}
+        corpora = f"domain=runs:/{prepared}/data" + (f",general={config.general_data}"
+                                                      if config.general_data != "none" else "")
+        pipe.run("analyze_tokenization", analyze_tokenization, analyze_tokenization.Config(
+            tokenizers=config.model, corpora=corpora, general="general", seed=config.seed,
+            trust_remote_code=config.trust_remote_code))
+        student_tokenizer = config.tokenizer
+        if config.tokenizer == "domain":
+            built = pipe.run("train_tokenizer", train_tokenizer, train_tokenizer.Config(
+                **data, method=config.tokenizer_method, vocab_size=config.tokenizer_vocab_size, teacher=config.model,
+                text_data=config.text_data, trust_remote_code=config.trust_remote_code))
+            student_tokenizer = f"runs:/{built}/tokenizer"
+
+        common = {**data, "eval_split": config.eval_split, "device": config.device,
+                  "measure_resources": config.measure_resources, "trust_remote_code": config.trust_remote_code}
+        teacher_train = {k: v for k, v in _pick(config, TrainSettings).items() if k != "seed"}  # seed is in data
+        student_train = {**teacher_train, "epochs": config.student_epochs or config.epochs,
+                         "learning_rate": config.student_learning_rate}
+        student_spec = {"student_layers": config.student_layers, "layer_selection": config.layer_selection,
+                        "tokenizer": student_tokenizer, "vocab_transfer": config.vocab_transfer}
+        adapting = {**data, "text_data": config.text_data, "epochs": config.adapt_epochs,
+                    "learning_rate": config.adapt_learning_rate, "device": config.device,
+                    "trust_remote_code": config.trust_remote_code}
+        kd = {"temperature": config.temperature, "kd_weight": config.kd_weight, "ce_weight": config.ce_weight,
+              "transfer_data": config.transfer_data}
+
+        teacher_run = None
+        if s != "distill-adapt-finetune":
+            base = config.model
+            if s in ("adapt-finetune-distill", "distill-adapt-distill"):
+                adapted = pipe.run("adapt-teacher", adapt, adapt.Config(**adapting, model=base))
+                base = f"runs:/{adapted}/model"
+            teacher_run = pipe.run("finetune-teacher", finetune,
+                                   finetune.Config(**common, **teacher_train, model=base))
+        if s.startswith("distill-adapt"):
+            general = pipe.run("general-distill-student", adapt, adapt.Config(
+                **{**adapting, "epochs": config.general_epochs}, **student_spec, model=config.model,
+                teacher=config.model, general_data=config.general_data))
+            adapted_student = pipe.run("adapt-student", adapt,
+                                       adapt.Config(**adapting, model=f"runs:/{general}/model"))
+            if s == "distill-adapt-finetune":
+                student_run = pipe.run("finetune-student", finetune, finetune.Config(
+                    **common, **student_train, model=f"runs:/{adapted_student}/model"))
+            else:
+                student_run = pipe.run("distill-student", distill, distill.Config(
+                    **common, **student_train, **kd, teacher=f"runs:/{teacher_run}/model",
+                    student_init=f"runs:/{adapted_student}/model", student_layers=0))
+        else:
+            student_run = pipe.run("distill-student", distill, distill.Config(
+                **common, **student_train, **kd, **student_spec, teacher=f"runs:/{teacher_run}/model"))
+        evaluated = pipe.run("evaluate-student", evaluate, evaluate.Config(
+            **data, model=f"runs:/{student_run}/model", split=config.eval_split, max_length=config.max_length,
+            device=config.device, measure_resources=config.measure_resources))
+
+        summary = _summarise(config, evaluated, teacher_run)
+        log_metrics(summary)
+        log_json(pipe.steps, "pipeline.json")
+        table = _steps_table(pipe.steps, summary, config.eval_split)
+        log_text(table, "pipeline.md")
+        print(f"\n{table}")
+        if config.registered_model_name:
+            split_f1 = f"{config.eval_split}_f1"
+            if teacher_run:
+                _register(config.registered_model_name, teacher_run, "teacher", _metrics(teacher_run).get(split_f1))
+            _register(config.registered_model_name, student_run, "student", summary.get(f"student_{split_f1}"))
+        _demo(student_run)
+        reused = sum(step["reused"] for step in pipe.steps)
+        print(f"\nmain run {parent.info.run_id}: {len(pipe.steps)} stages, {reused} reused")
+        print_tracking_location()
+        return parent.info.run_id
+
+
+def _summarise(config: Config, evaluated: str, teacher_run: str | None) -> dict[str, float]:
+    """``student_<metric>`` from the student's evaluation, ``teacher_<metric>`` and the ratios when there is a teacher."""
+    split = config.eval_split
+    keys = [f"{split}_f1" if k == "f1" else k for k in SUMMARY_KEYS]
+    student = _metrics(evaluated)
+    summary = {f"student_{k}": student[k] for k in keys if k in student}
+    if teacher_run:
+        teacher = _metrics(teacher_run)
+        summary.update({f"teacher_{k}": teacher[k] for k in keys if k in teacher})
+        for k, name in ((f"{split}_f1", "f1_vs_teacher"), ("params_total", "params_vs_teacher")):
+            if k in student and teacher.get(k):
+                summary[name] = student[k] / teacher[k]
+        if student.get("latency_cpu_b1_ms_p50") and teacher.get("latency_cpu_b1_ms_p50"):
+            summary["speedup_cpu_b1"] = teacher["latency_cpu_b1_ms_p50"] / student["latency_cpu_b1_ms_p50"]
+    return summary
+
+
+def _steps_table(steps: list[dict[str, Any]], summary: dict[str, float], split: str) -> str:
+    lines = ["| step | stage | run | reused | seconds |", "|---|---|---|---|---:|"]
+    lines += [f"| {s['step']} | {s['stage']} | {s['run_id']} | {'yes' if s['reused'] else 'no'} | {s['seconds']:.1f} |"
+              for s in steps]
+    lines += ["", "| | " + split + " F1 | params | size MB | CPU b1 p50 ms |", "|---|---:|---:|---:|---:|"]
+    for who in ("teacher", "student"):
+        if f"{who}_{split}_f1" in summary:
+            lines.append(f"| {who} | {summary[f'{who}_{split}_f1']:.4f} | {summary.get(f'{who}_params_total', 0):,.0f} "
+                         f"| {summary.get(f'{who}_model_size_mb', float('nan')):.1f} "
+                         f"| {summary.get(f'{who}_latency_cpu_b1_ms_p50', float('nan')):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _demo(student_run: str) -> None:
+    loaded = mlflow.pyfunc.load_model(f"runs:/{student_run}/model")
+    print("\nThe student, loaded back from MLflow, tags a sentence:")
+    print(f"  {EXAMPLE_TEXTS[0]}")
+    for span in loaded.predict({"text": EXAMPLE_TEXTS})[0]:
+        print(f"  {span['entity']:<5} {span['text']!r} ({span['score']:.2f})")

@@ -1,0 +1,36 @@
+"""``prepare``: Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/ (runs:/<id>/data) and dataset statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+
+from findistill.data.splits import write_splits
+from findistill.data.stats import dataset_stats, stats_metrics
+from findistill.stages.common import DataParams, load_stage_data
+from findistill.tracking.runs import log_artifacts, log_json, log_metrics, scratch_dir, stage_run
+
+
+@dataclass
+class Config(DataParams):
+    """``prepare``: read, normalise to IOB2, split, describe."""
+
+
+def run(config: Config) -> str:
+    """Log ``data/{train,validation,test}.jsonl``, ``data/labels.json`` and ``data_stats.json``."""
+    data = load_stage_data(config)
+    with stage_run("prepare", config) as run:
+        stats = dataset_stats(data)
+        log_metrics(stats_metrics(stats))
+        log_json(stats, "data_stats.json")
+        with scratch_dir("prepare") as tmp:
+            write_splits(data, tmp)
+            log_artifacts(tmp, "data")
+        mlflow.set_tag("findistill.data_uri", f"runs:/{run.info.run_id}/data")
+        for note in data.notes:
+            print(f"note: {note}")
+        print(f"prepared {', '.join(f'{k}: {len(v)} sentences' for k, v in data.splits.items())}; "
+              f"labels {data.labels}\ndata URI: runs:/{run.info.run_id}/data")
+        return run.info.run_id

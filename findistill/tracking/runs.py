@@ -1,0 +1,117 @@
+"""The MLflow side of a stage: its run, its logged values, and references turned into local folders.
+
+Tests point ``MLFLOW_TRACKING_URI`` at a temporary SQLite file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+import findistill
+from findistill.config import to_dict
+
+MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
+STAGE_TAG = "findistill.stage"
+
+
+def is_mlflow_uri(ref: str) -> bool:
+    """True for ``runs:/``, ``models:/`` and ``mlflow-artifacts:/`` references."""
+    return ref.startswith(MLFLOW_SCHEMES)
+
+
+def localize(ref: str) -> str:
+    """Local path for ``ref``: MLflow URIs are downloaded (cached by MLflow per call), others pass through."""
+    if not is_mlflow_uri(ref):
+        return ref
+    try:
+        return mlflow.artifacts.download_artifacts(artifact_uri=ref)
+    except Exception as err:  # MLflow raises several types (MlflowException, OSError) for a bad URI
+        raise FileNotFoundError(f"could not fetch {ref!r} from MLflow ({mlflow.get_tracking_uri()}): {err}") from err
+
+
+def localize_model(ref: str) -> str:
+    """Local folder of a model or tokenizer reference.
+
+    A pyfunc model logged by findistill keeps its Hugging Face folder under ``artifacts/hf_model``;
+    ``runs:/<id>/tokenizer`` is a tokenizer folder. Either folder is returned; non-MLflow refs
+    (``packaged:...``, local folders, Hub ids) pass through.
+    """
+    path = localize(ref)
+    if not is_mlflow_uri(ref):
+        return path
+    root = Path(path)
+    for candidate in (root, root / "artifacts" / "hf_model", root / "hf_model"):
+        if (candidate / "config.json").exists() or (candidate / "tokenizer.json").exists():
+            return str(candidate)
+    raise FileNotFoundError(f"{ref}: no Hugging Face model or tokenizer in the MLflow artifacts at {root}")
+
+
+_CHILD: dict[str, Any] = {}  # run name and tags for the next stage run opened (set by ``child_context``)
+
+
+@contextlib.contextmanager
+def child_context(run_name: str, tags: dict[str, str]) -> Iterator[None]:
+    """Stage runs opened inside get ``run_name`` and ``tags`` (``main`` names its steps and cache keys)."""
+    previous = dict(_CHILD)
+    _CHILD.update(run_name=run_name, tags=tags)
+    try:
+        yield
+    finally:
+        _CHILD.clear()
+        _CHILD.update(previous)
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Open the stage's MLflow run, log its config (params + ``config.json``) and stage tags.
+
+    Under ``mlflow run`` the run already exists (``MLFLOW_RUN_ID``) and is picked up; inside a
+    parent run (``main``) a nested child run is opened. On an exception the run ends FAILED.
+    """
+    nested = mlflow.active_run() is not None
+    launched = not nested and bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` made the run (and named it)
+    name = _CHILD.get("run_name") if nested else None
+    with mlflow.start_run(run_name=None if launched else name or run_name or stage, nested=nested) as run:
+        params = to_dict(config)  # stage configs are flat dataclasses
+        existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
+        mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
+        mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__,
+                         **(_CHILD.get("tags", {}) if nested else {})})
+        mlflow.log_dict(to_dict(config), "config.json")
+        yield run
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log finite numeric metrics (NaN/inf and non-numbers are skipped, not errors)."""
+    clean = {
+        k: float(v) for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_json(payload: Any, artifact_file: str) -> None:
+    mlflow.log_dict(json.loads(json.dumps(payload, default=str)), artifact_file)
+
+
+def log_artifacts(local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
+    mlflow.log_artifacts(str(local_dir), artifact_path)
+
+
+def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder for files to log (removed when the context ends)."""
+    return tempfile.TemporaryDirectory(prefix=f"findistill-{prefix}-")

@@ -1,0 +1,265 @@
+"""Domain adaptation of encoders: masked-LM continued pre-training and general distillation.
+
+- **DAPT** (Gururangan et al. 2020): continue the masked-LM objective on domain text. Masking is
+  by whole words (all sub-tokens of a chosen word are masked together), so a model cannot guess
+  ``##daq`` from ``nas ##da`` and has to learn the word from its context. Words are found by
+  transformers' own whole-word collator from the character offsets of the pieces.
+- **Pseudo-perplexity** (Salazar et al. 2020, with the word-aware "l2r" variant of Kauf & Ivanova
+  2023): each sub-token is masked in turn together with the later pieces of its word, and scored.
+  Summed per word it gives a per-word pseudo-perplexity comparable across tokenizers (a domain
+  vocabulary has fewer, longer pieces, so per-token numbers are not).
+- **General distillation** (the first "distill" of Distill-Adapt-Distill, Gordon & Duh 2020): the
+  student learns the teacher's hidden states, pooled to words so that the two may tokenise
+  differently, on general text (:func:`findistill.training.distill.distillation_losses` with only the
+  hidden-state term).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    DataCollatorForLanguageModeling,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    set_seed,
+)
+
+from findistill.models.words import word_chunks, word_piece_counts
+from findistill.training.distill import (
+    MODEL_INPUTS,
+    DistillCollator,
+    DistillTrainer,
+    LossSettings,
+    attach_projections,
+    build_examples,
+    detach_projections,
+)
+from findistill.training.trainer import EpochLogger, TrainSettings, fit, training_arguments
+
+MLM_PROBABILITY = 0.15
+
+
+def mlm_examples(tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
+                 max_length: int) -> list[dict[str, list]]:
+    """Masked-LM inputs of word-split sentences: each sentence cut between words into chunks of at most
+    ``max_length`` sub-tokens (special tokens included), with the pieces' offsets inside their words
+    and the special-token mask (what whole-word masking needs)."""
+    budget = max_length - tokenizer.num_special_tokens_to_add()
+    pieces: list[list[str]] = []
+    for words, counts in zip(sentences, word_piece_counts(tokenizer, sentences)):
+        pieces += [list(words[a:b]) for a, b in word_chunks(counts, budget) if b > a]
+    if not pieces:
+        return []
+    encoded = tokenizer(pieces, is_split_into_words=True, truncation=True, max_length=max_length,
+                        return_offsets_mapping=True, return_special_tokens_mask=True)
+    keys = [k for k in (*MODEL_INPUTS, "special_tokens_mask", "offset_mapping") if k in encoded]
+    return [{k: list(encoded[k][i]) for k in keys} for i in range(len(pieces))]
+
+
+class WholeWordMaskCollator(DataCollatorForLanguageModeling):
+    """transformers' masked-LM collator with ``whole_word_mask=True``, for examples of :func:`mlm_examples`.
+
+    The stock collator finds words from ``offset_mapping`` but cannot pad it; this pads the offsets
+    itself and hands the rest over. As in transformers, whole-word masking replaces every chosen
+    piece by the mask token (no random-token replacement).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = MLM_PROBABILITY,
+                 seed: int | None = None):
+        super().__init__(tokenizer=tokenizer, mlm=True, mlm_probability=mlm_probability, whole_word_mask=True,
+                         mask_replace_prob=1.0, random_replace_prob=0.0, seed=seed)
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.seed is not None and self.generator is None:
+            self.create_rng()
+        width = max(len(e["input_ids"]) for e in examples)
+        offsets = torch.zeros(len(examples), width, 2, dtype=torch.long)
+        for i, e in enumerate(examples):
+            offsets[i, : len(e["offset_mapping"])] = torch.tensor(e["offset_mapping"], dtype=torch.long)
+        rest = [{k: v for k, v in e.items() if k != "offset_mapping"} for e in examples]
+        batch = dict(self.tokenizer.pad(rest, return_tensors="pt"))  # pads special_tokens_mask with 1
+        special = batch.pop("special_tokens_mask")
+        batch["input_ids"], batch["labels"] = self.torch_mask_tokens(
+            batch["input_ids"], special_tokens_mask=special, offset_mapping=offsets)
+        return batch
+
+
+def _l2r_rows(input_ids: list[int], word_ids: list[int | None], mask_id: int) -> list[tuple[list[int], int, int]]:
+    """One masked copy per scored piece: ``(masked ids, position, original id)``. Piece ``i`` of a word is
+    masked with the later pieces of the same word (they would give it away); earlier ones stay visible."""
+    rows = []
+    for i, word in enumerate(word_ids):
+        if word is None:
+            continue
+        masked = list(input_ids)
+        j = i
+        while j < len(word_ids) and word_ids[j] == word:
+            masked[j] = mask_id
+            j += 1
+        rows.append((masked, i, input_ids[i]))
+    return rows
+
+
+def _lm_head(model: PreTrainedModel) -> torch.nn.Module | None:
+    """The module mapping final hidden states to vocabulary logits (BERT ``cls``, RoBERTa ``lm_head``),
+    when the model has one such module."""
+    for name in ("cls", "lm_head"):
+        if isinstance(getattr(model, name, None), torch.nn.Module):
+            return getattr(model, name)
+    return None
+
+
+@torch.inference_mode()
+def pseudo_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
+                      *, max_length: int = 128, batch_size: int = 64,
+                      device: str | torch.device = "cpu") -> dict[str, float]:
+    """Pseudo-log-likelihood of ``sentences`` under a masked LM (word-l2r masking, see the module doc).
+
+    Returns ``pppl_word`` = exp(-PLL / words), ``pppl_token`` = exp(-PLL / sub-tokens), the PLL and
+    the counts. Sentences are truncated to ``max_length`` sub-tokens; only the words kept count.
+    """
+    if tokenizer.mask_token_id is None:
+        raise ValueError("pseudo-perplexity needs a tokenizer with a mask token")
+    model.eval().to(device)
+    rows: list[tuple[list[int], int, int]] = []
+    words_seen = 0
+    for words in sentences:
+        if not words:
+            continue
+        encoded = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
+        word_ids = encoded.word_ids()
+        rows += _l2r_rows(encoded["input_ids"], word_ids, tokenizer.mask_token_id)
+        words_seen += len({w for w in word_ids if w is not None})
+    rows.sort(key=lambda r: len(r[0]))  # less padding
+    total = 0.0
+    for b in range(0, len(rows), batch_size):
+        chunk = rows[b : b + batch_size]
+        width = max(len(ids) for ids, _, _ in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        for i, (row, _, _) in enumerate(chunk):
+            ids[i, : len(row)] = torch.tensor(row)
+            attention[i, : len(row)] = 1
+        rows_at = torch.arange(len(chunk), device=device)
+        positions = torch.tensor([pos for _, pos, _ in chunk], device=device)
+        originals = torch.tensor([original for _, _, original in chunk], device=device)
+        inputs = {"input_ids": ids.to(device), "attention_mask": attention.to(device)}
+        head = _lm_head(model)
+        if head is not None:  # the vocabulary projection only where it is scored, not at every position
+            states = model.base_model(**inputs).last_hidden_state[rows_at, positions]
+            logits = head(states.unsqueeze(1))[:, 0]
+        else:
+            logits = model(**inputs).logits[rows_at, positions]
+        total += float(logits.float().log_softmax(-1)[rows_at, originals].sum())
+    return {
+        "pppl_word": math.exp(-total / max(words_seen, 1)),
+        "pppl_token": math.exp(-total / max(len(rows), 1)),
+        "pll": total,
+        "words": float(words_seen),
+        "tokens": float(len(rows)),
+    }
+
+
+@torch.inference_mode()
+def heldout_mlm_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
+                     *, max_length: int = 128, batch_size: int = 32, mlm_probability: float = MLM_PROBABILITY,
+                     seed: int = 0, device: str | torch.device = "cpu") -> float:
+    """Mean masked-LM loss over ``sentences`` with whole-word masks drawn from ``seed`` (the same masks
+    for the same text and tokenizer, so before/after numbers compare)."""
+    examples = mlm_examples(tokenizer, sentences, max_length)
+    collator = WholeWordMaskCollator(tokenizer, mlm_probability, seed=seed)
+    model.eval().to(device)
+    total, count = 0.0, 0
+    for b in range(0, len(examples), batch_size):
+        batch = collator(examples[b : b + batch_size])
+        n = int((batch["labels"] != -100).sum())
+        if n == 0:
+            continue
+        out = model(**{k: v.to(device) for k, v in batch.items()})
+        total += float(out.loss) * n
+        count += n
+    return total / count if count else float("nan")
+
+
+def _arguments(settings: TrainSettings, output_dir: str | Path, *, evaluate: bool, progress: bool):
+    """Per-epoch checkpoints (the last one kept, for resuming), no best-model selection: adaptation
+    runs its epochs; the stage measures before and after on held-out text."""
+    return training_arguments(
+        settings, output_dir, progress=progress, remove_unused_columns=False,
+        eval_strategy="epoch" if evaluate else "no", load_best_model_at_end=False, metric_for_best_model=None,
+        save_total_limit=1, prediction_loss_only=True,
+    )
+
+
+def _summary(fitted: dict[str, Any]) -> dict[str, Any]:
+    return {k: fitted[k] for k in ("epochs_run", "resumed_from", "train_seconds")}
+
+
+def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: Sequence[Sequence[str]],
+              heldout: Sequence[Sequence[str]], settings: TrainSettings, output_dir: str | Path, *,
+              mlm_probability: float = MLM_PROBABILITY, on_epoch: Callable[[dict[str, float], int], None] | None = None,
+              resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Continue masked-LM pre-training of ``model`` on word-split ``train`` sentences (whole-word masks).
+
+    Logs ``train_loss`` and the held-out ``val_loss`` per epoch through ``on_epoch``; an interrupted
+    run resumes from the last checkpoint in ``output_dir``. Returns ``epochs_run``, ``resumed_from``,
+    ``train_seconds``, ``train_examples``.
+    """
+    set_seed(settings.seed)
+    examples = mlm_examples(tokenizer, train, settings.max_length)
+    if not examples:
+        raise ValueError("masked-LM training got no text (every sentence was empty)")
+    held = mlm_examples(tokenizer, heldout, settings.max_length)
+    trainer = Trainer(
+        model=model,
+        args=_arguments(settings, output_dir, evaluate=bool(held), progress=progress),
+        train_dataset=examples,
+        eval_dataset=held or None,
+        data_collator=WholeWordMaskCollator(tokenizer, mlm_probability, seed=settings.seed),
+        processing_class=tokenizer,
+        callbacks=[EpochLogger(on_epoch, eval_key="eval_loss" if held else None)] if on_epoch else [],
+    )
+    return {**_summary(fit(trainer, output_dir, resume=resume)), "train_examples": len(examples)}
+
+
+def general_distill(student: PreTrainedModel, student_tokenizer: PreTrainedTokenizerBase, teacher: PreTrainedModel,
+                    teacher_tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
+                    settings: TrainSettings, losses: LossSettings, output_dir: str | Path, *,
+                    device: str | torch.device = "cpu",
+                    on_epoch: Callable[[dict[str, float], int], None] | None = None,
+                    resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train ``student``'s encoder to reproduce ``teacher``'s hidden states on ``sentences``, word against
+    word (``losses.layer_map`` pairs, ``losses.hidden_loss``); the tokenizers may differ.
+
+    Only the encoders run (no language-model or NER head); the teacher runs on the fly without
+    gradients. A projection is learned (and dropped afterwards) when the widths differ.
+    """
+    if losses.hidden_weight <= 0 or losses.kd_weight or losses.ce_weight or losses.attention_weight:
+        raise ValueError("general distillation uses the hidden-state loss only (hidden_weight > 0, others 0)")
+    set_seed(settings.seed)
+    encoder, teacher_encoder = student.base_model, teacher.base_model
+    teacher_encoder.to(device).eval()
+    attach_projections(encoder, teacher.config.hidden_size, len(losses.layer_map), settings.seed)
+    examples = build_examples(student_tokenizer, [list(w) for w in sentences], None, {}, settings.max_length,
+                              teacher_tokenizer=teacher_tokenizer, teacher_max_length=settings.max_length)
+    if not examples:
+        raise ValueError("general distillation got no text (every sentence was empty)")
+    trainer = DistillTrainer(
+        model=encoder,
+        args=_arguments(settings, output_dir, evaluate=False, progress=progress),
+        train_dataset=examples,
+        data_collator=DistillCollator(student_tokenizer, teacher_tokenizer),
+        processing_class=student_tokenizer,
+        callbacks=[EpochLogger(on_epoch, eval_key=None)] if on_epoch else [],
+        teacher=teacher_encoder,
+        loss_settings=losses,
+    )
+    summary = _summary(fit(trainer, output_dir, resume=resume))
+    detach_projections(encoder)
+    return {**summary, "train_examples": len(examples)}

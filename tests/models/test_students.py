@@ -1,0 +1,84 @@
+"""Distillation: students by layer selection, word-level losses across tokenizers, the training loop."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import LABELS
+from transformers import BertConfig, BertForTokenClassification
+
+from findistill.config import ConfigError
+from findistill.models.students import build_student, keep_layers, map_layers, select_layers
+from findistill.models.words import word_outputs
+
+LABEL2ID = {label: i for i, label in enumerate(LABELS)}
+
+
+def _bert(layers: int = 4, width: int = 32, vocab: int = 64, seed: int = 0) -> BertForTokenClassification:
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=2 * width, max_position_embeddings=128, num_labels=len(LABELS),
+                        id2label=dict(enumerate(LABELS)), label2id=LABEL2ID)
+    return BertForTokenClassification(config).eval()
+
+
+def test_select_layers_named_and_explicit():
+    assert select_layers(6, 3) == [0, 2, 4]
+    assert select_layers(6, 2) == [0, 3]
+    assert select_layers(6, 1) == [0]
+    assert select_layers(6, 2, "first") == [0, 1]
+    assert select_layers(6, 0, "1,3,5") == [1, 3, 5]
+    assert select_layers(6, 6) == list(range(6))
+    with pytest.raises(ConfigError, match="deeper than its teacher.*7 layers asked, the teacher has 6"):
+        select_layers(6, 7)
+    with pytest.raises(ConfigError, match="0..5"):
+        select_layers(6, 0, "2,6")
+    with pytest.raises(ConfigError, match="increasing"):
+        select_layers(6, 0, "3,1")
+    with pytest.raises(ConfigError, match="lists 2 layers but student_layers is 3"):
+        select_layers(6, 3, "0,5")
+    with pytest.raises(ConfigError, match="layer_selection"):
+        select_layers(6, 2, "every-other")
+
+
+def test_layer_selection_copies_exactly_the_chosen_teacher_weights(tmp_path):
+    teacher = _bert(layers=4)
+    student = keep_layers(teacher, [1, 3])
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    t_state, s_state = teacher.state_dict(), student.state_dict()
+    for key, value in s_state.items():
+        if key.startswith("bert.encoder.layer."):
+            position = int(key.split(".")[3])
+            source = key.replace(f"layer.{position}.", f"layer.{[1, 3][position]}.", 1)
+        else:
+            source = key
+        assert torch.equal(value, t_state[source]), key
+    assert len(s_state) == len(t_state) - 2 * sum(k.startswith("bert.encoder.layer.0.") for k in t_state)
+    student.save_pretrained(tmp_path, safe_serialization=True)
+    reloaded = BertForTokenClassification.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[2, 7, 9, 3]])
+    assert torch.equal(reloaded(input_ids=ids).logits, student(input_ids=ids).logits)
+    assert len(teacher.bert.encoder.layer) == 4  # the teacher is untouched
+
+
+def test_student_with_a_domain_vocabulary_keeps_covered_words_exact(tiny_classifier):
+    from findistill.vocab.build import trim_vocabulary
+
+    teacher, tokenizer = tiny_classifier
+    words = [["Acme", "lender", "hired", "Dana", "in", "Dallas", "."]]
+    counts = __import__("collections").Counter(w.lower() for w in words[0])
+    domain = trim_vocabulary(tokenizer, counts, 3000).tokenizer
+    student, student_tok, _ = build_student(teacher, tokenizer, tokenizer=domain, vocab_transfer="fvt")
+    assert student.get_input_embeddings().weight.shape[0] == len(domain) < len(tokenizer)
+    same = word_outputs(student.eval(), student_tok, words).logits[0]
+    assert np.allclose(same, word_outputs(teacher, tokenizer, words).logits[0], atol=1e-5)
+
+
+def test_map_layers():
+    assert map_layers(3, 6) == [(1, 2), (2, 4), (3, 6)]
+    assert map_layers(1, 6) == [(1, 6)]
+    assert map_layers(2, 6, "last") == [(2, 6)]
+    assert map_layers(2, 6, "0:0,2:6") == [(0, 0), (2, 6)]
+    with pytest.raises(ConfigError, match="out of range"):
+        map_layers(2, 6, "3:6")
+    with pytest.raises(ConfigError, match="hidden_layers"):
+        map_layers(2, 6, "top")
