@@ -1,4 +1,4 @@
-"""The tokenization tables of issue 3, from one command (about a minute on 2 cores):
+"""The tokenization tables of docs/tokenization.md, from one command (about a minute on 2 cores):
 
     .venv/bin/python scripts/tokenization_table.py            # prints markdown, writes docs/tokenization.{md,json}
     .venv/bin/python scripts/tokenization_table.py --json     # prints the JSON instead

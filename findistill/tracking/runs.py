@@ -75,12 +75,15 @@ def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[
     """Open the stage's MLflow run, log its config (params + ``config.json``) and stage tags.
 
     Under ``mlflow run`` the run already exists (``MLFLOW_RUN_ID``) and is picked up; inside a
-    parent run (``main``) a nested child run is opened. On an exception the run ends FAILED.
+    parent run (``main``) a nested child run is opened. ``run_name`` names the run (also one that
+    ``mlflow run`` opened). On an exception the run ends FAILED.
     """
     nested = mlflow.active_run() is not None
     launched = not nested and bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` made the run (and named it)
     name = _CHILD.get("run_name") if nested else None
     with mlflow.start_run(run_name=None if launched else name or run_name or stage, nested=nested) as run:
+        if launched and run_name:  # `mlflow run` gave the run a random name; a stage that knows better renames it
+            mlflow.set_tag("mlflow.runName", run_name)
         params = to_dict(config)  # stage configs are flat dataclasses
         existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
         mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})

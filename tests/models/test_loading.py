@@ -61,3 +61,25 @@ def test_weights_load_only_from_safetensors(tiny_encoder_dir, tmp_path):
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError):
         load_token_classifier(str(folder), LABELS)
+
+
+def test_expected_head_changes_load_quietly_and_a_missing_encoder_weight_warns(tiny_encoder_dir, tmp_path):
+    import json
+    import shutil
+    import warnings
+
+    from findistill.models.loading import load_masked_lm, load_token_classifier
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_token_classifier(str(tiny_encoder_dir), ["O", "B-ORG", "I-ORG"])  # a fresh NER head
+        load_masked_lm(str(tiny_encoder_dir))  # a fresh masked-LM head
+    assert [str(w.message) for w in caught if "weight(s)" in str(w.message)] == []
+
+    deeper = tmp_path / "deeper"
+    shutil.copytree(tiny_encoder_dir, deeper)
+    config = json.loads((deeper / "config.json").read_text())
+    config["num_hidden_layers"] += 1  # the checkpoint lacks the last layer
+    (deeper / "config.json").write_text(json.dumps(config))
+    with pytest.warns(UserWarning, match=r"missing from the checkpoint.*encoder\.layer\.2\."):
+        load_token_classifier(str(deeper), ["O", "B-ORG", "I-ORG"])
