@@ -1,7 +1,8 @@
 """findistill: adapt and distil transformer encoders for domain (financial) NER, tracked in MLflow.
 
-The science lives in importable modules (``data``, ``ner``, ``training``, ``resources``) that take
-tensors and plain data; only ``tracking`` and the scripts in ``entrypoints/`` touch MLflow.
+``findistill.stages`` holds one module per MLflow entry point; the library below it is grouped by
+concern (``data``, ``vocab``, ``models``, ``training``, ``evaluation``, ``costs``, ``tracking``) and
+takes tensors and plain data. Only the stages open MLflow runs.
 """
 
 __version__ = "0.1.0"

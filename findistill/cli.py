@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from findistill.config import ConfigError, parse_params
+from findistill.config import ConfigError, as_parameters, parse_params
 from findistill.data.corpus import DataError
 from findistill.models.loading import ModelLoadError
 from findistill.stages import STAGES
@@ -40,6 +40,7 @@ def parse_argv(argv: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stage output stays readable
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STAGES:
         print(f"usage: findistill {{{','.join(STAGES)}}} [--param value ...]", file=sys.stderr)
@@ -47,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     stage = argv[0]
     module = STAGES[stage]
     try:
-        config = parse_params(module.Config, parse_argv(argv[1:]))
-        module.run(config)
+        with as_parameters():  # the library's value errors name the stage's parameter
+            config = parse_params(module.Config, parse_argv(argv[1:]))
+            module.run(config)
     except USER_ERRORS as err:
         if os.environ.get("FINDISTILL_DEBUG"):
             raise

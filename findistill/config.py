@@ -7,11 +7,13 @@ validating types and naming the parameter at fault. ``to_dict`` gives the flat d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 C = TypeVar("C")
@@ -21,6 +23,29 @@ _FALSE = {"false", "0", "no", "n", "off"}
 
 class ConfigError(ValueError):
     """A parameter value that cannot be used; the message names the parameter and what was expected."""
+
+
+class ValueProblem(ValueError):
+    """A value that library code cannot use. ``argument`` names the function argument, ``message`` says
+    what was expected; :func:`as_parameters` turns it into a ConfigError naming the user's parameter."""
+
+    def __init__(self, argument: str, message: str):
+        self.argument, self.message = argument, message
+        super().__init__(f"{argument}: {message}")
+
+
+@contextlib.contextmanager
+def as_parameters(**parameters: str) -> Iterator[None]:
+    """Re-raise a :class:`ValueProblem` as a ConfigError naming the parameter the user set.
+
+    ``parameters`` maps library argument names to the stage's parameter names where they differ
+    (``main`` calls the tokenizer's ``vocab_size`` ``tokenizer_vocab_size``).
+    """
+    try:
+        yield
+    except ValueProblem as err:
+        name = parameters.get(err.argument, err.argument)
+        raise ConfigError(f"parameter '{name}': {err.message}") from err
 
 
 def _convert(name: str, raw: Any, target: Any) -> Any:

@@ -35,3 +35,14 @@ def test_bad_values_name_the_parameter(params, fragment):
 def test_evaluate_requires_a_model():
     with pytest.raises(ConfigError, match="parameter 'model'"):
         parse_params(evaluate.Config, {})
+
+
+def test_a_library_value_problem_names_the_parameter_the_user_set():
+    from findistill.config import ValueProblem, as_parameters
+
+    with pytest.raises(ConfigError, match=r"^parameter 'tokenizer_vocab_size': expected at least 1999$"):
+        with as_parameters(vocab_size="tokenizer_vocab_size"):
+            raise ValueProblem("vocab_size", "expected at least 1999")
+    with pytest.raises(ConfigError, match=r"^parameter 'method': expected one of fvt, pvt$"):
+        with as_parameters(vocab_size="tokenizer_vocab_size"):  # unmapped arguments keep their name
+            raise ValueProblem("method", "expected one of fvt, pvt")

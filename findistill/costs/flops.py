@@ -26,10 +26,18 @@ def encoder_flops(config, seq_lens: Sequence[int]) -> float:
         2 * (4*h*h + 2*h*f) * n      # Q, K, V, output projections + the two FFN matrices
       + 2 * 2 * n*n * h              # attention scores Q.K^T and the weighted sum over V
 
-    and the encoder costs L times that, summed over sequences. A multiply-add counts as 2 FLOPs;
-    biases, softmax, LayerNorm, embeddings and the classifier are ignored (small next to the
-    matmuls). Reads ``hidden_size``/``intermediate_size``/``num_hidden_layers`` (or DistilBERT's
-    ``dim``/``hidden_dim``/``n_layers``).
+    and the encoder costs L times that, summed over sequences. A multiply-add counts as 2 FLOPs.
+    These are exactly the matrix products of the transformer layers (what
+    ``torch.utils.flop_counter.FlopCounterMode`` counts for a BERT layer with eager attention);
+    biases, softmax, LayerNorm and the embedding lookup are not matrix products and are not
+    counted. The task head (a token classifier adds ``2*n*h*num_labels``) and a pooler are outside
+    the encoder and not counted either. Padding is not counted: pass the lengths the tokenizer
+    produced before padding (special tokens included). Reads ``hidden_size``/``intermediate_size``/
+    ``num_hidden_layers`` (or DistilBERT's ``dim``/``hidden_dim``/``n_layers``).
+
+    Args:
+        config: the model's configuration (e.g. ``model.config``).
+        seq_lens: one real length in tokens per sequence.
 
     Returns:
         FLOPs (float).
@@ -39,6 +47,18 @@ def encoder_flops(config, seq_lens: Sequence[int]) -> float:
     layers = _config_value(config, "num_hidden_layers", "n_layers")
     per_layer = sum(2 * (4 * h * h + 2 * h * f) * n + 4 * n * n * h for n in map(int, seq_lens))
     return float(layers * per_layer)
+
+
+def mfu(flops: float, seconds: float, peak_flops_per_s: float) -> float:
+    """Model FLOP utilisation: the achieved rate ``flops / seconds`` as a fraction of
+    ``peak_flops_per_s`` (FLOP/s, e.g. from :func:`peak_matmul_flops`).
+
+    Raises:
+        ValueError: ``seconds`` or ``peak_flops_per_s`` is not positive.
+    """
+    if not seconds > 0 or not peak_flops_per_s > 0:
+        raise ValueError(f"seconds and peak_flops_per_s must be positive, got {seconds}, {peak_flops_per_s}")
+    return flops / seconds / peak_flops_per_s
 
 
 def synchronize(device: str) -> None:

@@ -6,27 +6,41 @@ on a GPU) so runs compare across stages and versions. Units:
 - parameters: counts; sizes and memory: MB = 1e6 bytes;
 - latency: milliseconds per batch, end to end (tokenisation of pre-split words + forward pass);
 - throughput: words per second at batch 32;
-- ``mfu_cpu_b32``: model FLOP utilisation, a fraction of the fp32 matmul peak measured in the
-  same call (see ``encoder_flops`` and ``peak_matmul_flops``).
+- ``mfu_cpu_b32``: model FLOP utilisation at batch 32: encoder FLOPs on the real (unpadded)
+  tokens divided by the time of the forward passes alone (batches tokenised beforehand), as a
+  fraction of the fp32 matmul peak measured in the same process (see ``encoder_flops``,
+  ``peak_matmul_flops`` and ``mfu``).
+
+``measure_resources`` measures a model held by the calling process; ``measure_saved_models``
+measures saved models in one fresh Python process, one after the other, so memory and latency
+do not depend on what the caller did before (training, other models) and several models are
+compared under the same process state.
 
 This module is library code: it returns plain dicts and never touches MLflow.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import inspect
+import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import psutil
 import torch
 
-from findistill.costs.flops import encoder_flops, peak_matmul_flops, synchronize
+from findistill.costs.flops import encoder_flops, mfu, peak_matmul_flops, synchronize
 from findistill.costs.size import MB, count_parameters, model_size_mb, saved_size_mb
 
 logger = logging.getLogger(__name__)
@@ -173,12 +187,54 @@ def measure_latency(
     return latencies
 
 
+def _encode_batches(
+    tokenizer, batches: list[list[list[str]]], *, keys: set[str] | None, device: str, max_length: int
+) -> list[dict[str, torch.Tensor]]:
+    """Tokenise each batch as ``measure_latency`` does (padding to the batch's longest sequence,
+    truncation to ``max_length``) and put the tensors the model takes on ``device``."""
+    encoded = []
+    for batch in batches:
+        enc = _tokenize(tokenizer, batch, max_length, padding=True, return_tensors="pt")
+        encoded.append({k: v.to(device) for k, v in enc.items() if keys is None or k in keys})
+    return encoded
+
+
+def measure_forward_latency(
+    model, inputs: Sequence[dict[str, torch.Tensor]], *, device: str = "cpu", warmup: int = 3
+) -> list[float]:
+    """Latency of the forward pass alone per pre-tokenised batch, in ms.
+
+    ``inputs`` are the model's keyword arguments per batch (tensors already on ``device``, as
+    ``_encode_batches`` makes them). The first ``warmup`` batches (cycling) run untimed, then each
+    batch is timed once, in eval mode under ``torch.inference_mode()``; on CUDA the device is
+    synchronised before each clock read.
+
+    Returns:
+        One latency in ms per element of ``inputs``, in order.
+    """
+    if not inputs:
+        raise ValueError("need at least one batch to time")
+    latencies = []
+    with _eval_mode(model), torch.inference_mode():
+        for k in range(max(0, warmup)):
+            model(**inputs[k % len(inputs)])
+        for batch in inputs:
+            synchronize(device)
+            start = time.perf_counter()
+            model(**batch)
+            synchronize(device)
+            latencies.append((time.perf_counter() - start) * 1000.0)
+    return latencies
+
+
 class PeakRSS:
     """Context manager sampling this process's resident memory in a background thread.
 
     ``peak_mb`` is the largest RSS (MB = 1e6 bytes) seen between enter and exit, sampled every
     ``interval_s`` and once at each end. It includes the whole Python process (interpreter,
-    libraries, model weights), not only what the measured code allocates.
+    libraries, model weights, and whatever the process still holds from earlier work), not only
+    what the measured code allocates: run it in a fresh process (``measure_saved_models``) to get
+    the memory of inference alone.
     """
 
     def __init__(self, interval_s: float = 0.005):
@@ -231,9 +287,9 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 def _latency_metrics(
     model, tokenizer, sentences, *, device: str, prefix: str, max_length: int, n_b1: int, n_b32: int
 ) -> tuple[dict[str, float], list[list[list[str]]], list[float]]:
-    """Batch-1 and batch-32 latency metrics under ``prefix`` (``cpu``/``gpu``).
+    """Batch-1 and batch-32 end-to-end latency metrics under ``prefix`` (``cpu``/``gpu``).
 
-    Returns the metrics, the timed batch-32 batches and their latencies (ms).
+    Returns the metrics, the timed batch-32 batches and their end-to-end latencies (ms).
     """
     b1 = measure_latency(
         model, tokenizer, sentences, batch_size=1, device=device, max_length=max_length,
@@ -265,8 +321,9 @@ def measure_resources(
     threads: int | None = None,
     n_b1: int = 50,
     n_b32: int = 8,
+    peak_flops: float | None = None,
 ) -> dict[str, float]:
-    """Measure every resource metric of ``model`` on a fixed set of real sentences.
+    """Measure every resource metric of ``model`` in this process on a fixed set of real sentences.
 
     Args:
         sentences: pre-split words, e.g. a test split's first few hundred sentences.
@@ -277,17 +334,20 @@ def measure_resources(
             place for this and moved back to its original device at the end.
         threads: torch intra-op threads for the CPU measurement (restored afterwards).
         n_b1: timed batch-1 batches; n_b32: timed batch-32 batches (after 3 warm-up batches).
+        peak_flops: the CPU's fp32 matmul peak in FLOP/s for ``mfu_cpu_b32``, measured with the
+            same threads; if None, ``peak_matmul_flops("cpu")`` is measured here.
 
     Returns:
         Exactly ``RESOURCE_METRICS`` (plus ``GPU_RESOURCE_METRICS`` on CUDA), as floats:
         parameter counts; ``model_size_mb`` (MB); latencies p50/p95 in ms per batch, end to end
         (tokenisation + forward); ``throughput_*_words_per_s`` over the timed batch-32 batches;
-        ``peak_rss_mb``: peak resident memory of the whole process (Python baseline included)
-        while CPU latency is measured; ``tokens_per_word`` over all ``sentences``;
-        ``mfu_cpu_b32``: ``encoder_flops`` on the real tokens of the timed batch-32 batches per
-        second of their (end-to-end) time, divided by ``peak_matmul_flops("cpu")`` measured
-        here with the same threads; ``cpu_threads``; on CUDA ``gpu_peak_mem_mb``
-        (``torch.cuda.max_memory_allocated``, MB).
+        ``peak_rss_mb``: peak resident memory (MB) of the whole calling process while CPU
+        latency is measured, so it includes the Python baseline and anything the process held
+        before (use ``measure_saved_models`` for a fresh process); ``tokens_per_word`` over all
+        ``sentences``; ``mfu_cpu_b32``: ``encoder_flops`` on the real (unpadded) tokens of the
+        ``n_b32`` batch-32 batches divided by the summed time of their forward passes alone
+        (tokenised beforehand, after 3 untimed warm-up passes), over ``peak_flops``;
+        ``cpu_threads``; on CUDA ``gpu_peak_mem_mb`` (``torch.cuda.max_memory_allocated``, MB).
     """
     original_device = _model_device(model)
     metrics: dict[str, float] = {k: float(v) for k, v in count_parameters(model).items()}
@@ -300,17 +360,21 @@ def measure_resources(
     try:
         with _num_threads(threads) as n_threads:
             with PeakRSS() as rss:
-                cpu, b32_batches, b32_ms = _latency_metrics(
+                cpu, b32_batches, _ = _latency_metrics(
                     model, tokenizer, sentences, device="cpu", prefix="cpu",
                     max_length=max_length, n_b1=n_b1, n_b32=n_b32,
                 )
-            peak = peak_matmul_flops("cpu")
+            inputs = _encode_batches(
+                tokenizer, b32_batches, keys=_forward_keys(model), device="cpu", max_length=max_length
+            )
+            forward_ms = measure_forward_latency(model, inputs, device="cpu")
+            del inputs
+            peak = peak_matmul_flops("cpu") if peak_flops is None else float(peak_flops)
         seq_lens = [n for batch in b32_batches for n in _seq_lens(tokenizer, batch, max_length)]
-        flops_per_s = encoder_flops(model.config, seq_lens) / (sum(b32_ms) / 1000.0)
         metrics.update(cpu)
         metrics["peak_rss_mb"] = rss.peak_mb
         metrics["tokens_per_word"] = tokens_per_word(tokenizer, sentences, max_length)
-        metrics["mfu_cpu_b32"] = flops_per_s / peak
+        metrics["mfu_cpu_b32"] = mfu(encoder_flops(model.config, seq_lens), sum(forward_ms) / 1000.0, peak)
         metrics["cpu_threads"] = float(n_threads)
 
         if device.startswith("cuda") and torch.cuda.is_available():
@@ -340,6 +404,170 @@ def _gpu_metrics(model, tokenizer, sentences, device, max_length, n_b1, n_b32) -
     )
     gpu["gpu_peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / MB
     return gpu
+
+
+#: extra metrics of ``measure_saved_models`` (MB): the fresh process's RSS before any model was
+#: loaded, and ``peak_rss_mb`` minus it
+FRESH_PROCESS_METRICS: tuple[str, ...] = ("rss_baseline_mb", "peak_rss_increase_mb")
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / MB
+
+
+def _release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``) so that
+    the resident size drops after a model is freed; a no-op where there is no glibc."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _round_orders(names: Sequence[str], rounds: int) -> list[list[str]]:
+    """Measurement order per round: ``names`` in even rounds, reversed in odd ones (A B, B A, ...),
+    so no model is always measured first or last."""
+    return [list(names) if r % 2 == 0 else list(reversed(names)) for r in range(rounds)]
+
+
+def _median_metrics(measured: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per metric, the median over several measurements of one model (the keys of the first)."""
+    if not measured:
+        raise ValueError("no measurement to aggregate")
+    return {k: float(np.median([m[k] for m in measured])) for k in measured[0]}
+
+
+def _measure_in_this_process(request: dict) -> dict[str, dict[str, float]]:
+    """What the fresh process does for ``measure_saved_models`` (``request`` holds its arguments).
+
+    Order: set the thread count, import the loaders, measure the CPU matmul peak (which also
+    starts torch's thread pool), free memory and read the baseline RSS; then per round and model
+    (see ``_round_orders``): load the model and its tokenizer, ``measure_resources``, free both.
+    """
+    from findistill.models.loading import load_token_classifier, load_tokenizer
+
+    if request["threads"] is not None:
+        torch.set_num_threads(int(request["threads"]))
+    peak = peak_matmul_flops("cpu")
+    _release_memory()
+    baseline = _rss_mb()
+    dirs: dict[str, str] = request["model_dirs"]
+    measured: dict[str, list[dict[str, float]]] = {name: [] for name in dirs}
+    for order in _round_orders(list(dirs), request["rounds"]):
+        for name in order:
+            trust = request["trust_remote_code"]
+            model = load_token_classifier(dirs[name], trust_remote_code=trust)
+            tokenizer = load_tokenizer(dirs[name], trust_remote_code=trust)
+            metrics = measure_resources(
+                model, tokenizer, request["sentences"], model_dir=dirs[name], device=request["device"],
+                max_length=request["max_length"], n_b1=request["n_b1"], n_b32=request["n_b32"],
+                peak_flops=peak,
+            )
+            metrics["rss_baseline_mb"] = baseline
+            metrics["peak_rss_increase_mb"] = metrics["peak_rss_mb"] - baseline
+            measured[name].append(metrics)
+            del model, tokenizer
+            _release_memory()
+    return {name: _median_metrics(runs) for name, runs in measured.items()}
+
+
+def _measure_saved_main(request_path: str, result_path: str) -> None:
+    """Entry point of the fresh process: read the JSON request, write the JSON result."""
+    logging.basicConfig(level=logging.WARNING)
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    result = _measure_in_this_process(request)
+    Path(result_path).write_text(json.dumps(result), encoding="utf-8")
+
+
+def measure_saved_models(
+    model_dirs: Mapping[str, str | os.PathLike],
+    sentences: list[list[str]],
+    *,
+    max_length: int = 128,
+    device: str = "cpu",
+    threads: int | None = None,
+    rounds: int = 1,
+    n_b1: int = 50,
+    n_b32: int = 8,
+    trust_remote_code: bool = False,
+    timeout_s: float | None = None,
+) -> dict[str, dict[str, float]]:
+    """Measure saved token-classification models side by side in one fresh Python process.
+
+    A new interpreter (``sys.executable``, not a fork) is started for the call; the caller's state
+    (a trained model, optimizer memory, warm caches) does not reach it, and every model of the
+    call is measured under the same process state on the same ``sentences``. In it the models are
+    measured one at a time with ``measure_resources``: load the model and its tokenizer from the
+    folder (``load_token_classifier``/``load_tokenizer``), measure, free both and trim the heap
+    before the next. With ``rounds`` > 1 the models are measured again in alternating order
+    (A B, B A, ...) and each metric is the median over rounds. The CPU matmul peak for
+    ``mfu_cpu_b32`` is measured once in that process and shared by all models.
+
+    Args:
+        model_dirs: name -> folder written by ``save_pretrained`` holding the model (safetensors)
+            and its fast tokenizer, e.g. ``{"teacher": ..., "student": ...}``.
+        sentences: pre-split words; the same for every model.
+        device: ``"cpu"`` or ``"cuda[:i]"`` (GPU metrics too, as in ``measure_resources``).
+        threads: torch intra-op threads in the fresh process; None: the caller's current
+            ``torch.get_num_threads()``.
+        rounds: measurements per model (alternating order between rounds).
+        n_b1, n_b32: timed batch-1 and batch-32 batches, as in ``measure_resources``.
+        trust_remote_code: passed to the loaders (models with custom code).
+        timeout_s: kill the fresh process after this many seconds (None: no limit).
+
+    Returns:
+        name -> metrics: ``RESOURCE_METRICS`` (plus ``GPU_RESOURCE_METRICS`` on CUDA) and
+        ``FRESH_PROCESS_METRICS``. ``peak_rss_mb`` is the peak resident memory (MB) of the fresh
+        process while that model's CPU latency is measured: interpreter, torch and transformers,
+        the model's weights and tokenizer, and inference activations, with no other model
+        loaded. ``rss_baseline_mb`` is the process's RSS after imports, before any model was
+        loaded; ``peak_rss_increase_mb = peak_rss_mb - rss_baseline_mb`` is what loading and
+        running that model added (weights, activations, the model code's first import). Freed
+        memory is returned to the OS before the next model, but any residue the allocator keeps
+        counts towards the models measured later; alternating rounds spread it.
+
+    Raises:
+        FileNotFoundError: a folder does not exist or has no ``config.json``.
+        RuntimeError: the fresh process failed (its stderr is in the message).
+        subprocess.TimeoutExpired: it ran longer than ``timeout_s``.
+    """
+    if not model_dirs:
+        raise ValueError("no model to measure")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    dirs = {name: str(Path(folder).resolve()) for name, folder in model_dirs.items()}
+    for name, folder in dirs.items():
+        if not (Path(folder) / "config.json").is_file():
+            raise FileNotFoundError(f"model {name!r}: {folder} is not a saved model folder (no config.json)")
+    request = {
+        "model_dirs": dirs, "sentences": [list(map(str, s)) for s in sentences], "max_length": int(max_length),
+        "device": device, "threads": int(threads if threads is not None else torch.get_num_threads()),
+        "rounds": int(rounds), "n_b1": int(n_b1), "n_b32": int(n_b32),
+        "trust_remote_code": bool(trust_remote_code),
+    }
+    code = (
+        "import sys; from findistill.costs.latency import _measure_saved_main; "
+        "_measure_saved_main(sys.argv[1], sys.argv[2])"
+    )
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding ``findistill``
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    with tempfile.TemporaryDirectory(prefix="findistill-measure-") as tmp:
+        request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request_path.write_text(json.dumps(request), encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(request_path), str(result_path)],
+            capture_output=True, text=True, env=env, timeout=timeout_s, check=False,
+        )
+        if done.returncode != 0 or not result_path.is_file():
+            raise RuntimeError(
+                f"measuring {', '.join(dirs)} in a fresh process failed (exit {done.returncode}):\n"
+                f"{done.stderr[-4000:]}"
+            )
+        if done.stderr.strip():
+            logger.debug("fresh measurement process stderr:\n%s", done.stderr[-4000:])
+        return json.loads(result_path.read_text(encoding="utf-8"))
 
 
 _UNITS = (  # (name test, unit), first match wins

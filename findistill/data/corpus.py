@@ -53,13 +53,20 @@ class Sentence:
 
 @dataclass
 class NerData:
-    """A corpus ready for training: IOB2 splits, label list and the decisions that made it."""
+    """A corpus ready for training: IOB2 splits, label list and the decisions that made it.
+
+    ``validation_unit`` says how the validation split was made: ``"document"`` (whole documents
+    cut from a training file with ``-DOCSTART-`` boundaries), ``"sentence"`` (sentences drawn
+    at random from a training file without usable document boundaries) or ``"given"`` (read
+    from its own file or split of the source).
+    """
 
     splits: dict[str, list[Sentence]]
     labels: list[str]
     scheme: str
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    validation_unit: str = "given"
 
     @property
     def entity_types(self) -> list[str]:

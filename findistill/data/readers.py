@@ -6,11 +6,13 @@ errors name the file and the line.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from findistill.data.corpus import DataError, Sentence
 from findistill.data.files import SPLITS_HELP, canonical_split, list_data_files, split_for_file_name
@@ -24,7 +26,19 @@ _OFFLINE_WAYS = (
     "a local folder of CoNLL/JSONL files (e.g. train.conll, validation.conll, test.conll), "
     "a folder written by datasets' save_to_disk, or local parquet/json files"
 )
-_Located = tuple[list[Sentence], list[int | None]]
+
+
+class Located(NamedTuple):
+    """The sentences of one source, where each starts and which document each belongs to.
+
+    ``lines[i]``: the line sentence ``i`` starts on (None for dataset rows). ``documents[i]``:
+    the number of ``-DOCSTART-`` lines before sentence ``i`` (0 before the first one), or
+    ``documents`` is None when the source marks no document boundaries.
+    """
+
+    sentences: list[Sentence]
+    lines: list[int | None]
+    documents: list[int] | None = None
 
 
 def _check_file(path: Path, expected: str) -> None:
@@ -35,46 +49,73 @@ def _check_file(path: Path, expected: str) -> None:
         raise DataError(f"is not a file; expected {expected}", path)
 
 
-def _read_utf8_lines(path: Path) -> list[str]:
-    """Returns the lines of a UTF-8 file (BOM dropped, line ends kept off).
+def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yields (line number from 1, line without its ``\\n``) of a UTF-8 file, streamed; ``.gz`` files are
+    decompressed and a leading BOM is dropped.
 
     Raises DataError naming the line and byte offset of the first byte that is not UTF-8.
     """
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(f"byte 0x{raw[err.start]:02x} at byte offset {err.start} is not valid UTF-8; "
-                        "the file must be UTF-8 encoded (re-encode it, e.g. with iconv -t UTF-8)",
-                        path, line) from None
-    return text.split("\n")
+    opener = gzip.open if path.suffix == ".gz" else open
+    offset = 0
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw, offset = raw[3:], 3
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"byte 0x{raw[err.start]:02x} at byte offset {offset + err.start} is not valid UTF-8; "
+                                "the file must be UTF-8 encoded (re-encode it, e.g. with iconv -t UTF-8)",
+                                path, number) from None
+            offset += len(raw)
+            yield number, line.removesuffix("\n")
 
 
-def _read_conll_located(path: str | os.PathLike) -> _Located:
-    """Returns the sentences of a column file and the line number each sentence starts on."""
+def json_lines(path: Path, expected: str) -> Iterator[tuple[int, Any]]:
+    """Yields (line number, decoded value) of each non-blank line of a JSON Lines file (``.gz`` too).
+
+    Raises DataError naming the line of the first line that is not JSON; ``expected`` says what
+    each line should hold.
+    """
+    for number, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON ({err.msg}); expected {expected}", path, number) from None
+
+
+def _read_conll_located(path: str | os.PathLike) -> Located:
+    """Returns the sentences of a column file, the line each starts on and its document.
+
+    Documents are numbered by the ``-DOCSTART-`` lines before them; a file without any has
+    ``documents`` None.
+    """
     path = Path(path)
     _check_file(path, "a CoNLL file (one 'token ... tag' per line, blank lines between sentences) "
                       "or a folder of data files")
     sentences: list[Sentence] = []
     starts: list[int | None] = []
+    documents: list[int] = []
     tokens: list[str] = []
     tags: list[str] = []
-    start = 0
+    start = document = 0
 
     def flush() -> None:
         if tokens:
             sentences.append(Sentence(tokens.copy(), tags.copy()))
             starts.append(start)
+            documents.append(document)
             tokens.clear()
             tags.clear()
 
-    for number, line in enumerate(_read_utf8_lines(path), 1):
+    for number, line in utf8_lines(path):
         columns = [column for column in _COLUMN_SEP.split(line.strip(_ASCII_SPACE)) if column]
         if not columns or columns[0] == _DOCSTART:
             flush()
+            if columns:  # a -DOCSTART- line: the sentences after it belong to the next document
+                document += 1
             continue
         if len(columns) < 2:
             raise DataError(f"expected 'token ... tag' (at least two whitespace-separated columns, "
@@ -90,7 +131,7 @@ def _read_conll_located(path: str | os.PathLike) -> _Located:
     if not sentences:
         raise DataError("contains no sentences; expected a CoNLL file with one 'token ... tag' per line "
                         "and blank lines between sentences", path)
-    return sentences, starts
+    return Located(sentences, starts, documents if document else None)
 
 
 def read_conll(path: str | os.PathLike) -> list[Sentence]:
@@ -103,24 +144,18 @@ def read_conll(path: str | os.PathLike) -> list[Sentence]:
     return _read_conll_located(path)[0]
 
 
-def _read_jsonl_located(path: str | os.PathLike) -> _Located:
+def _read_jsonl_located(path: str | os.PathLike) -> Located:
     """Returns the sentences of a JSONL file and the line number of each record."""
     path = Path(path)
     _check_file(path, 'a JSONL file with one {"tokens": [...], "tags": [...]} object per line')
     sentences: list[Sentence] = []
     lines: list[int | None] = []
-    for number, line in enumerate(_read_utf8_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg}); expected one JSON object per line", path, number) from None
+    for number, record in json_lines(path, "one JSON object per line"):
         sentences.append(_record_to_sentence(record, path, number))
         lines.append(number)
     if not sentences:
         raise DataError('contains no sentences; expected one {"tokens": [...], "tags": [...]} object per line', path)
-    return sentences, lines
+    return Located(sentences, lines)
 
 
 def _record_to_sentence(record: Any, path: Path, number: int) -> Sentence:
@@ -175,8 +210,8 @@ def _is_json_lines(path: Path) -> bool:
     return False
 
 
-def read_file_located(path: str | os.PathLike) -> _Located:
-    """Returns the sentences of a data file (dispatch by extension) and their start lines."""
+def read_file_located(path: str | os.PathLike) -> Located:
+    """Returns the sentences of a data file (dispatch by extension), their start lines and documents."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl" or (suffix == ".json" and path.is_file() and _is_json_lines(path)):
@@ -185,7 +220,7 @@ def read_file_located(path: str | os.PathLike) -> _Located:
         _check_file(path, f"a {suffix[1:]} file of records with 'tokens' and 'ner_tags' (or 'tags')")
         parts = read_hf_dataset(os.fspath(path))
         sentences = [sentence for part in parts.values() for sentence in part]
-        return sentences, [None] * len(sentences)
+        return Located(sentences, [None] * len(sentences))
     return _read_conll_located(path)
 
 

@@ -3,7 +3,8 @@
 ``data`` is ``"sample"`` (the corpus bundled with findistill), a file (CoNLL columns, JSONL, JSON or
 Parquet records), a folder of such files assigned to splits by file name (``train``/``dev``/``test``
 and the well-known names of :data:`KNOWN_FILE_SPLITS`), a ``save_to_disk`` folder or a Hub id.
-Missing splits are cut with a seed; every decision is recorded in ``NerData.notes``.
+Missing splits are cut with a seed, by whole documents where the source marks them (``-DOCSTART-``);
+every decision is recorded in ``NerData.notes``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import random
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,7 @@ class _Part:
     source: str  # file path or dataset description
     sentences: list[Sentence]
     lines: list[int | None]
+    documents: list[int] | None = None  # document of each sentence; None: the source marks none
 
     def error(self, index: int, message: str) -> DataError:
         """Returns a DataError about sentence ``index``, located by line (files) or row (datasets)."""
@@ -110,8 +113,8 @@ def _read_assigned(assigned: dict[str, list[Path]]) -> list[_Part]:
     parts = []
     for split, files in assigned.items():
         for file in files:
-            sentences, lines = read_file_located(file)
-            parts.append(_Part(split, os.fspath(file), sentences, lines))
+            sentences, lines, documents = read_file_located(file)
+            parts.append(_Part(split, os.fspath(file), sentences, lines, documents))
     return parts
 
 
@@ -251,41 +254,141 @@ def _sources(parts: list[_Part], split: str) -> str:
     return ", ".join(part.source for part in parts if part.split == split)
 
 
+def _documents(parts: list[_Part], split: str) -> list[tuple[int, int]] | None:
+    """Returns the document of each sentence of :func:`_sentences` as ``(part number, document)``.
+
+    None if a part assigned to ``split`` marks no document boundaries.
+    """
+    chosen = [(number, part) for number, part in enumerate(parts) if part.split == split]
+    if any(part.documents is None for _, part in chosen):
+        return None
+    return [(number, document) for number, part in chosen for document in part.documents]  # type: ignore[union-attr]
+
+
+def _plural(count: int, noun: str) -> str:
+    """Returns e.g. ``"1 document"`` or ``"3 documents"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _pick_documents(sizes: dict, order: list, target: float, keep: int) -> list:
+    """Returns the documents of ``order`` that make one part of about ``target`` sentences.
+
+    Goes through ``order`` and takes each document that brings the part's sentence count closer
+    to ``target``, leaving at least ``keep`` documents untaken. If none does (every document holds
+    at least twice the target), the smallest document is the part.
+    """
+    picked, count = [], 0
+    for document in order:
+        if len(order) - len(picked) == keep:
+            break
+        if abs(count + sizes[document] - target) < abs(count - target):
+            picked.append(document)
+            count += sizes[document]
+    return picked or [min(order, key=sizes.__getitem__)]
+
+
+def _document_split(sentences: list[Sentence], documents: list, fractions: Sequence[float],
+                    seed: int) -> tuple[list[list[Sentence]], list[int]]:
+    """Returns ``len(fractions) + 1`` parts made of whole documents, and the documents in each.
+
+    The documents are shuffled with ``random.Random(seed)``; part ``i`` takes documents in that
+    order until it holds about ``fractions[i]`` of the sentences (at least one document each,
+    one left for every later part and the rest). Each part keeps the original sentence order.
+    """
+    sizes = Counter(documents)
+    order = sorted(sizes)
+    random.Random(seed).shuffle(order)
+    assignment: dict = {}
+    for number, fraction in enumerate(fractions):
+        picked = _pick_documents(sizes, order, fraction * len(sentences), keep=len(fractions) - number)
+        assignment.update(dict.fromkeys(picked, number))
+        order = [document for document in order if document not in assignment]
+    assignment.update(dict.fromkeys(order, len(fractions)))
+    parts: list[list[Sentence]] = [[] for _ in range(len(fractions) + 1)]
+    for sentence, document in zip(sentences, documents):
+        parts[assignment[document]].append(sentence)
+    counts = Counter(assignment.values())
+    return parts, [counts[number] for number in range(len(fractions) + 1)]
+
+
+def _cut(sentences: list[Sentence], documents: list | None, fractions: Sequence[float], seed: int,
+         source: str, names: Sequence[str]) -> tuple[list[list[Sentence]], list[str], str]:
+    """Returns ``(parts, notes, unit)``: ``sentences`` cut into one part per fraction and the rest.
+
+    By whole documents (``unit`` "document") when ``documents`` gives at least one document per
+    part, so that no document has sentences in two parts; else by sentences drawn at random
+    (``unit`` "sentence", see :func:`_shuffled_split`). ``names`` name the parts, the rest last.
+    The notes say which way each part was cut and how much it holds (by sentences: the rest
+    is not noted).
+    """
+    count = len(set(documents)) if documents is not None else 0
+    if documents is None:
+        reason = "no document boundaries"
+    elif count == 1:
+        reason = "only one document"
+    elif count <= len(fractions):
+        reason = f"only {count} documents, too few for whole-document {', '.join(names[:-1])} and {names[-1]} parts"
+    else:
+        parts, taken = _document_split(sentences, documents, fractions, seed)
+        notes = [f"{name}: {_plural(taken[number], 'whole document')} of {source} (seed {seed}): "
+                 f"{len(parts[number])} of {len(sentences)} sentences" for number, name in enumerate(names[:-1])]
+        notes.append(f"{names[-1]}: the other {_plural(taken[-1], 'document')} of {source}: "
+                     f"{len(parts[-1])} of {len(sentences)} sentences")
+        return parts, notes, "document"
+    parts = _shuffled_split(sentences, fractions, seed, source, names)
+    notes = [f"{name}: sentence-level split ({reason}): {len(parts[number])} of {len(sentences)} sentences "
+             f"of {source} drawn at random (seed {seed})" for number, name in enumerate(names[:-1])]
+    return parts, notes, "sentence"
+
+
+def _cut_description(source: str, seed: int, unit: str, fraction: float, part: list[Sentence]) -> str:
+    """Returns the ``files`` entry of a split cut from ``source``: share asked for, or size by documents."""
+    if unit == "document":
+        return f"split from {source} (seed {seed}, whole documents, {len(part)} sentences)"
+    return f"split from {source} (seed {seed}, {_percent(fraction)})"
+
+
 def _arrange_splits(parts: list[_Part], seed: int, validation_fraction: float, test_fraction: float
-                    ) -> tuple[dict[str, list[Sentence]], dict[str, str], list[str]]:
-    """Returns ``(splits, files, notes)`` after applying the split rules to the given parts."""
+                    ) -> tuple[dict[str, list[Sentence]], dict[str, str], list[str], str]:
+    """Returns ``(splits, files, notes, validation unit)`` after applying the split rules to the given parts.
+
+    The validation unit is "given" when validation is read as given, else the unit of :func:`_cut`.
+    """
     given = {part.split for part in parts}
     if "all" in given or given == {"train"}:
         key = "all" if "all" in given else "train"
         source = _sources(parts, key)
-        validation, test, train = _shuffled_split(_sentences(parts, key), [validation_fraction, test_fraction],
-                                                   seed, source, ["validation", "test", "train"])
+        (validation, test, train), cut_notes, unit = _cut(
+            _sentences(parts, key), _documents(parts, key), [validation_fraction, test_fraction], seed, source,
+            ["validation", "test", "train"])
         rest = 1 - validation_fraction - test_fraction
-        files = {"train": f"split from {source} (seed {seed}, {_percent(rest)})",
-                 "validation": f"split from {source} (seed {seed}, {_percent(validation_fraction)})",
-                 "test": f"split from {source} (seed {seed}, {_percent(test_fraction)})"}
+        files = {"train": _cut_description(source, seed, unit, rest, train),
+                 "validation": _cut_description(source, seed, unit, validation_fraction, validation),
+                 "test": _cut_description(source, seed, unit, test_fraction, test)}
         notes = [f"one source only ({source}): split into train/validation/test "
-                 f"{_percent(rest)}/{_percent(validation_fraction)}/{_percent(test_fraction)} with seed {seed}"]
-        return {"train": train, "validation": validation, "test": test}, files, notes
+                 f"{_percent(rest)}/{_percent(validation_fraction)}/{_percent(test_fraction)} with seed {seed}"
+                 + (" (aimed at, by whole documents)" if unit == "document" else ""), *cut_notes]
+        return {"train": train, "validation": validation, "test": test}, files, notes, unit
     if "train" not in given:
         raise DataError(f"no training data: found only {' and '.join(sorted(given))} "
                         f"({', '.join(p.source for p in parts)}); {SPLITS_HELP}")
     files = {split: _sources(parts, split) for split in given}
     if given == set(SPLITS):
         return ({split: _sentences(parts, split) for split in SPLITS}, files,
-                ["train, validation and test given: used as they are"])
+                ["train, validation and test given: used as they are"], "given")
     notes = []
     test = _sentences(parts, "test")
     if "test" not in given:  # train + validation: the given validation becomes the held-out test
         test, files["test"] = _sentences(parts, "validation"), files.pop("validation")
         notes.append(f"no test split: {files['test']} is used as test (the held-out evaluation split, "
                      "never used for selection)")
-    validation, train = _shuffled_split(_sentences(parts, "train"), [validation_fraction], seed,
-                                        files["train"], ["validation", "train"])
-    files["validation"] = f"split from {files['train']} (seed {seed}, {_percent(validation_fraction)})"
+    (validation, train), cut_notes, unit = _cut(_sentences(parts, "train"), _documents(parts, "train"),
+                                                [validation_fraction], seed, files["train"], ["validation", "train"])
+    files["validation"] = _cut_description(files["train"], seed, unit, validation_fraction, validation)
     notes.append(f"no separate validation split: {_percent(validation_fraction)} of train split off "
-                 f"for validation (seed {seed})")
-    return {"train": train, "validation": validation, "test": test}, files, notes
+                 f"for validation (seed {seed})" + (", by whole documents" if unit == "document" else ""))
+    notes += cut_notes
+    return {"train": train, "validation": validation, "test": test}, files, notes, unit
 
 
 def _check_parameters(scheme: str, seed: int, validation_fraction: float, test_fraction: float,
@@ -316,8 +419,11 @@ def load_ner_data(data: str | os.PathLike, *, splits: str = "auto", scheme: str 
     id. ``splits``: "auto" (by file name) or e.g. ``"train=FIN5.txt,test=FIN3.txt"``.
     Split rules: train+validation+test are used as given; train+test -> validation is
     ``validation_fraction`` of train; train+validation -> that validation becomes test and a
-    fresh validation is split off train; a single source -> split three ways. Shuffles use
-    ``random.Random(seed)``. ``scheme``: "auto" (detected over all splits) or the scheme of the
+    fresh validation is split off train; a single source -> split three ways. A part cut from a
+    source with ``-DOCSTART-`` boundaries is made of whole documents (about its fraction of the
+    sentences, at least one document), so no document has sentences in two splits; a source
+    without boundaries, or with too few documents, is cut by sentences. ``NerData.validation_unit``
+    and the notes say which. Shuffles use ``random.Random(seed)``. ``scheme``: "auto" (detected over all splits) or the scheme of the
     source. The label list comes from train; another split with an extra type is an error.
     ``max_sentences`` > 0 keeps the first N sentences of each split (after splitting).
     """
@@ -328,7 +434,7 @@ def load_ner_data(data: str | os.PathLike, *, splits: str = "auto", scheme: str 
     parts = _read_parts(data, splits)
     used_scheme, scheme_notes = _convert_parts(parts, scheme)
     labels = _check_label_sets(parts, _declared_label_types(data))
-    arranged, files, notes = _arrange_splits(parts, seed, validation_fraction, test_fraction)
+    arranged, files, notes, validation_unit = _arrange_splits(parts, seed, validation_fraction, test_fraction)
     for split in SPLITS:
         if not arranged[split]:
             raise DataError(f"the {split} split is empty; every split needs at least one sentence", files[split])
@@ -336,7 +442,8 @@ def load_ner_data(data: str | os.PathLike, *, splits: str = "auto", scheme: str 
     if max_sentences:
         arranged = {split: sentences[:max_sentences] for split, sentences in arranged.items()}
         notes.append(f"max_sentences={max_sentences}: only the first {max_sentences} sentences of each split kept")
-    return NerData(splits=arranged, labels=labels, scheme=used_scheme, files=files, notes=notes)
+    return NerData(splits=arranged, labels=labels, scheme=used_scheme, files=files, notes=notes,
+                   validation_unit=validation_unit)
 
 
 def write_splits(data: NerData, out_dir: str | os.PathLike) -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from findistill.data.corpus import SPLITS, NerData, Sentence
+from findistill.data.tags import entity_spans
 
 
 def _quantile(sorted_values: list[int], q: float) -> float:
@@ -24,7 +25,7 @@ def _quantile(sorted_values: list[int], q: float) -> float:
 def _split_stats(sentences: list[Sentence], entity_types: list[str]) -> dict[str, Any]:
     """Returns the statistics of one split: counts, entities per type, sentence lengths in tokens."""
     lengths = sorted(len(sentence.tokens) for sentence in sentences)
-    entities = Counter(tag[2:] for sentence in sentences for tag in sentence.tags if tag.startswith("B-"))
+    entities = Counter(entity_type for sentence in sentences for entity_type, _, _ in entity_spans(sentence.tags))
     count = len(lengths)
     return {
         "sentences": count,
@@ -43,13 +44,15 @@ def _split_stats(sentences: list[Sentence], entity_types: list[str]) -> dict[str
 def dataset_stats(data: NerData) -> dict:
     """Returns JSON-serialisable statistics: one dict per split plus labels, scheme, files, notes.
 
-    Per split: ``sentences``, ``tokens``, ``entities`` (a ``B-`` tag starts one),
+    Per split: ``sentences``, ``tokens``, ``entities`` (see :func:`~findistill.data.tags.entity_spans`),
     ``entities_by_type``, sentence length in tokens (``len_mean``, ``len_p50``, ``len_p95``
     (linear interpolation), ``len_max``) and the share of sentences longer than 128 and 256
-    tokens (``share_len_over_128``, ``share_len_over_256``, in [0, 1]).
+    tokens (``share_len_over_128``, ``share_len_over_256``, in [0, 1]). ``validation_unit``: how
+    the validation split was made (see :class:`~findistill.data.corpus.NerData`).
     """
     stats: dict[str, Any] = {split: _split_stats(data.splits.get(split, []), data.entity_types) for split in SPLITS}
-    stats.update(labels=list(data.labels), scheme=data.scheme, files=dict(data.files), notes=list(data.notes))
+    stats.update(labels=list(data.labels), scheme=data.scheme, files=dict(data.files), notes=list(data.notes),
+                 validation_unit=data.validation_unit)
     return stats
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from findistill.data.corpus import ENTITY_SCHEMES, DataError, Sentence
 
@@ -178,3 +178,16 @@ def build_label_list(entity_types: Iterable[str]) -> list[str]:
 def entity_types(sentences: Iterable[Sentence]) -> set[str]:
     """Returns the set of entity types used in the tags of ``sentences``."""
     return {tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"}
+
+
+def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Returns the entities of one IOB2 tag sequence as ``(type, start, end)``, ``end`` exclusive.
+
+    The entities are seqeval's (``get_entities``, its default conlleval-style reading): a
+    ``B-X`` starts an entity, an ``I-X`` continues an ``X`` entity, and an ``I-X`` that does not
+    (after ``O`` or another type) starts one.
+    """
+    # imported here: seqeval's metrics package imports scikit-learn, slow to load for the readers
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return [(entity_type, start, end + 1) for entity_type, start, end in get_entities(list(tags))]

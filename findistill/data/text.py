@@ -7,8 +7,6 @@ abbreviations such as ``Inc.`` kept whole), with character offsets.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -17,31 +15,13 @@ from typing import Any
 
 from findistill.data.corpus import DataError, Sentence
 from findistill.data.files import is_ignored_file, split_for_file_name
-from findistill.data.readers import is_saved_dataset
+from findistill.data.readers import is_saved_dataset, json_lines, utf8_lines
 from findistill.data.splits import load_ner_data
 
 
-def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a UTF-8 text file (``.gz`` decompressed), read line by line."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8; the file must be UTF-8 encoded",
-                                path, number) from None
-            yield number, line.lstrip("\ufeff") if number == 1 else line
-
-
 def _jsonl_texts(path: Path, text_field: str) -> Iterator[str]:
-    for number, line in _text_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg}); expected one JSON object per line", path, number) from None
+    expected = f"one JSON object per line with a {text_field!r} string or a 'tokens' list"
+    for number, record in json_lines(path, expected):
         if isinstance(record, dict) and isinstance(record.get(text_field), str):
             yield record[text_field]
         elif isinstance(record, dict) and isinstance(record.get("tokens"), list):
@@ -88,7 +68,7 @@ def _file_texts(path: Path, text_field: str) -> Iterator[str]:
     elif name.endswith(".parquet"):
         yield from _parquet_texts(path, text_field)
     else:
-        yield from (line for _, line in _text_lines(path))
+        yield from (line for _, line in utf8_lines(path))
 
 
 def _source_texts(source: str, text_field: str) -> Iterator[str]:

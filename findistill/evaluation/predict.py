@@ -12,6 +12,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from findistill.data.corpus import DataError, Sentence
+from findistill.data.tags import entity_spans
 from findistill.data.text import split_words
 from findistill.evaluation.scoring import decode, entity_report, entity_scores
 from findistill.models.loading import model_labels
@@ -64,24 +65,16 @@ def spans_from_tags(words: Sequence[tuple[str, int, int]], tags: Sequence[str], 
                     scores: Sequence[float] | None = None) -> list[dict[str, Any]]:
     """IOB2 word tags -> ``[{"entity", "text", "start", "end", "score"}]`` over ``text`` (offsets in characters).
 
-    ``score`` is the mean probability of the predicted tag over the entity's words.
+    ``words[i]`` is ``(word, start, end)``; the entities are those of
+    :func:`~findistill.data.tags.entity_spans`. ``score`` is the mean probability of the
+    predicted tag over the entity's words (1.0 without ``scores``).
     """
     spans: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
-    for i, ((_, start, end), tag) in enumerate(zip(words, tags)):
-        if current is not None and tag != f"I-{current['entity']}":
-            spans.append(current)
-            current = None
-        if tag.startswith("B-"):
-            current = {"entity": tag[2:], "start": start, "end": end, "_scores": []}
-        if current is not None:
-            current["end"] = end
-            current["_scores"].append(scores[i] if scores is not None else 1.0)
-    if current is not None:
-        spans.append(current)
-    for span in spans:
-        span["text"] = text[span["start"] : span["end"]]
-        span["score"] = round(float(np.mean(span.pop("_scores"))), 4)
+    for entity_type, first, last in entity_spans(tags):
+        start, end = words[first][1], words[last - 1][2]
+        span_scores = scores[first:last] if scores is not None else [1.0]
+        spans.append({"entity": entity_type, "start": start, "end": end, "text": text[start:end],
+                      "score": round(float(np.mean(span_scores)), 4)})
     return spans
 
 

@@ -44,7 +44,7 @@ def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
     if len(gold) != len(predicted) or any(len(g) != len(p) for g, p in zip(gold, predicted)):
         raise ValueError("entity_scores: gold and predicted sequences differ in number or length")
     gold, predicted = [list(g) for g in gold], [list(p) for p in predicted]
-    kwargs = dict(scheme=IOB2, zero_division=0)
+    kwargs = {"scheme": IOB2, "zero_division": 0}
     p, r, f, _ = precision_recall_fscore_support(gold, predicted, average="micro", **kwargs)
     scores = {"precision": float(p), "recall": float(r), "f1": float(f)}
     scores["f1_macro"] = float(precision_recall_fscore_support(gold, predicted, average="macro", **kwargs)[2])

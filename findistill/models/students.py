@@ -18,7 +18,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from findistill.config import ConfigError
+from findistill.config import ConfigError, ValueProblem
 from findistill.models.vocab_transfer import TRANSFER_METHODS, transfer_model
 
 #: named layer selections; anything else must be an explicit comma-separated list of 0-based indices
@@ -51,22 +51,22 @@ def select_layers(n_teacher: int, n_student: int, selection: str = "uniform") ->
         try:
             indices = [int(part) for part in selection.split(",") if part.strip()]
         except ValueError:
-            raise ConfigError(f"parameter 'layer_selection': expected {' or '.join(LAYER_SELECTIONS)} or a "
+            raise ValueProblem("layer_selection", f"expected {' or '.join(LAYER_SELECTIONS)} or a "
                               f"comma-separated list of 0-based layer indices, got {selection!r}") from None
         if not indices or any(i < 0 or i >= n_teacher for i in indices):
-            raise ConfigError(f"parameter 'layer_selection': indices must lie in 0..{n_teacher - 1} (the teacher "
+            raise ValueProblem("layer_selection", f"indices must lie in 0..{n_teacher - 1} (the teacher "
                               f"has {n_teacher} layers), got {selection!r}")
         if indices != sorted(set(indices)):
-            raise ConfigError(f"parameter 'layer_selection': indices must be increasing and distinct, "
+            raise ValueProblem("layer_selection", f"indices must be increasing and distinct, "
                               f"got {selection!r}")
         if n_student not in (0, len(indices)):
-            raise ConfigError(f"parameter 'layer_selection': lists {len(indices)} layers but student_layers is "
+            raise ValueProblem("layer_selection", f"lists {len(indices)} layers but student_layers is "
                               f"{n_student}")
         return indices
     if n_student < 1:
-        raise ConfigError(f"parameter 'student_layers': expected an integer >= 1, got {n_student}")
+        raise ValueProblem("student_layers", f"expected an integer >= 1, got {n_student}")
     if n_student > n_teacher:
-        raise ConfigError(f"parameter 'student_layers': a student cannot be deeper than its teacher "
+        raise ValueProblem("student_layers", f"a student cannot be deeper than its teacher "
                           f"({n_student} layers asked, the teacher has {n_teacher})")
     if selection == "first":
         return list(range(n_student))
@@ -111,7 +111,7 @@ def build_student(
     if tokenizer is None:
         return student, teacher_tokenizer, indices
     if vocab_transfer not in TRANSFER_METHODS:
-        raise ConfigError(f"parameter 'vocab_transfer': expected one of {', '.join(TRANSFER_METHODS)}, "
+        raise ValueProblem("vocab_transfer", f"expected one of {', '.join(TRANSFER_METHODS)}, "
                           f"got {vocab_transfer!r}")
     transfer_model(student, teacher_tokenizer, tokenizer, vocab_transfer, seed=seed)
     return student, tokenizer, indices
@@ -133,12 +133,12 @@ def map_layers(n_student: int, n_teacher: int, spec: str = "uniform") -> list[tu
         try:
             s, t = (int(x) for x in part.split(":"))
         except ValueError:
-            raise ConfigError(f"parameter 'hidden_layers': expected uniform, last or pairs like '1:2,2:4,3:6', "
+            raise ValueProblem("hidden_layers", f"expected uniform, last or pairs like '1:2,2:4,3:6', "
                               f"got {spec!r}") from None
         if not (0 <= s <= n_student and 0 <= t <= n_teacher):
-            raise ConfigError(f"parameter 'hidden_layers': pair {part!r} out of range (student 0..{n_student}, "
+            raise ValueProblem("hidden_layers", f"pair {part!r} out of range (student 0..{n_student}, "
                               f"teacher 0..{n_teacher}; 0 is the embedding output)")
         pairs.append((s, t))
     if not pairs:
-        raise ConfigError(f"parameter 'hidden_layers': no layer pair in {spec!r}")
+        raise ValueProblem("hidden_layers", f"no layer pair in {spec!r}")
     return pairs

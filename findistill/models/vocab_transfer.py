@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.models.loading import SPECIAL_TOKEN_ATTRS
 
 TRANSFER_METHODS = ("fvt", "pvt", "random")
@@ -129,7 +129,7 @@ def plan_transfer(old_tokenizer: PreTrainedTokenizerBase, new_tokenizer: PreTrai
     random, ``random`` random.
     """
     if method not in TRANSFER_METHODS:
-        raise ConfigError(f"parameter 'method': expected one of {', '.join(TRANSFER_METHODS)}, got {method!r}")
+        raise ValueProblem("method", f"expected one of {', '.join(TRANSFER_METHODS)}, got {method!r}")
     new_vocab = new_tokenizer.get_vocab()
     old_vocab = old_tokenizer.get_vocab()
     size = len(new_tokenizer)

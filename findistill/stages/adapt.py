@@ -1,9 +1,10 @@
-"""``adapt``: Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on domain text, or with teacher= general distillation on general_data; logs held-out MLM loss and pseudo-perplexity before/after and the adapted encoder (runs:/<id>/model).
+"""``adapt``: Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on domain text, or with teacher= general distillation on general_data; early stopping on held-out loss; logs held-out MLM loss and pseudo-perplexity (DAPT) or hidden-state loss (general distillation) before/after and the adapted encoder (runs:/<id>/model).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,20 +33,28 @@ from findistill.training.kd_losses import HIDDEN_LOSSES
 from findistill.training.mlm import MLM_PROBABILITY, general_distill, heldout_mlm_loss, pseudo_perplexity, train_mlm
 from findistill.training.trainer import TrainSettings, remove_checkpoints
 
+EpochLog = Callable[[dict[str, float], int], None]
 FILL_MASK_EXAMPLES = ["Shares of the [MASK] rose after the company reported quarterly earnings ."]
 
 
 @dataclass
 class Config(StudentParams, TrainSettings, DataParams):
     """``adapt``: masked-LM continued pre-training on domain text (DAPT) or, with ``teacher``, general
-    distillation on ``general_data``; pseudo-perplexity on held-out domain text before and after.
+    distillation on ``general_data``; held-out domain text measured before and after.
 
     Domain text: the train split of ``data`` (``use_train_split``) plus ``text_data`` (a text, JSONL
     or parquet file or folder; ``none``), at most ``max_text_lines`` lines of it (0: all). Held-out:
-    the first ``eval_sentences`` sentences of the validation split of ``data``, cut at
-    ``eval_max_length`` sub-tokens (pseudo-perplexity costs one forward pass per sub-token). ``mlm_probability``
+    the first ``eval_sentences`` sentences of the validation split of ``data``. ``mlm_probability``
     of the words are masked (whole words). General distillation: ``hidden_loss`` between the
     ``hidden_layers`` pairs (uniform, last, or ``1:2,2:4``), words pooled by their first piece.
+
+    After each epoch the training objective is scored on the held-out text (``val_loss``: the
+    masked-LM loss on masks drawn once from ``seed``, or the hidden-state loss against the
+    teacher); training stops after ``patience`` epochs without improvement and the best epoch's
+    weights are kept. Before and after training DAPT logs the held-out masked-LM loss and the
+    pseudo-perplexity (sentences cut at ``eval_max_length`` sub-tokens: it costs one forward pass
+    per sub-token); general distillation, which trains no language-model head, logs the held-out
+    hidden-state loss (``heldout_hidden_loss``).
     """
 
     model: str = DEFAULT_TEACHER
@@ -109,14 +118,57 @@ def _measure(model, tokenizer, heldout, config: Config, device: str) -> dict[str
     started = time.perf_counter()
     scores = pseudo_perplexity(model, tokenizer, heldout, max_length=config.eval_max_length, device=device)
     loss = heldout_mlm_loss(model, tokenizer, heldout, max_length=config.eval_max_length,
-                                mlm_probability=config.mlm_probability, seed=config.seed, device=device)
+                            mlm_probability=config.mlm_probability, seed=config.seed, device=device)
     return {"heldout_pppl_word": scores["pppl_word"], "heldout_pppl_token": scores["pppl_token"],
             "heldout_mlm_loss": loss, "heldout_words": scores["words"],
             "heldout_seconds": time.perf_counter() - started}
 
 
+def _summary_metrics(summary: dict, sentences: list) -> dict[str, float]:
+    """The training summary's numbers (a best epoch only when held-out text chose one)."""
+    keys = ("epochs_run", "train_seconds", "train_examples", "best_epoch", "best_val_loss")
+    return {**{k: summary[k] for k in keys if summary.get(k) is not None}, "train_sentences": len(sentences)}
+
+
+def _dapt(model, tokenizer, sentences: list, heldout: list, config: Config, device: str, checkpoints: Path,
+          log_epoch: EpochLog) -> dict:
+    """Masked-LM training with held-out masked-LM loss and pseudo-perplexity before and after."""
+    before = _measure(model, tokenizer, heldout, config, device)
+    log_metrics({f"{k}_before": v for k, v in before.items() if k != "heldout_words"})
+    print(f"held-out ({len(heldout)} validation sentences) before: pseudo-perplexity/word "
+          f"{before['heldout_pppl_word']:.1f}, MLM loss {before['heldout_mlm_loss']:.3f}")
+    summary = train_mlm(model, tokenizer, sentences, heldout, config.settings(), checkpoints,
+                        mlm_probability=config.mlm_probability, device=device, on_epoch=log_epoch)
+    after = _measure(model, tokenizer, heldout, config, device)
+    ratio = after["heldout_pppl_word"] / before["heldout_pppl_word"]
+    log_metrics({**after, **_summary_metrics(summary, sentences), "heldout_pppl_word_ratio": ratio})
+    print(f"after: pseudo-perplexity/word {after['heldout_pppl_word']:.1f} (x{ratio:.2f}), "
+          f"MLM loss {after['heldout_mlm_loss']:.3f}")
+    return summary
+
+
+def _general_distillation(model, tokenizer, teacher_dir: str, sentences: list, heldout: list, config: Config,
+                          device: str, checkpoints: Path, log_epoch: EpochLog) -> dict:
+    """Hidden-state distillation from the teacher with the held-out hidden-state loss before and after."""
+    teacher = load_encoder(teacher_dir, trust_remote_code=config.trust_remote_code)
+    teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
+    losses = LossSettings(kd_weight=0.0, ce_weight=0.0, hidden_weight=1.0, hidden_loss=config.hidden_loss,
+                          layer_map=map_layers(model.config.num_hidden_layers, teacher.config.num_hidden_layers,
+                                               config.hidden_layers))
+    mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
+    summary = general_distill(model, tokenizer, teacher, teacher_tokenizer, sentences, config.settings(), losses,
+                              checkpoints, heldout=heldout, device=device, on_epoch=log_epoch)
+    log_metrics(_summary_metrics(summary, sentences))
+    if "heldout_hidden_loss_after" in summary:  # absent when the held-out sentences gave no text
+        before, after = summary["heldout_hidden_loss_before"], summary["heldout_hidden_loss_after"]
+        log_metrics({"heldout_hidden_loss_before": before, "heldout_hidden_loss": after})
+        print(f"held-out ({len(heldout)} validation sentences) {config.hidden_loss} hidden-state loss against "
+              f"the teacher: {before:.4f} before, {after:.4f} after")
+    return summary
+
+
 def run(config: Config) -> str:
-    """Adapt ``model``; log before/after held-out MLM loss and pseudo-perplexity, per-epoch losses, the model."""
+    """Adapt ``model``; log before/after held-out scores, per-epoch losses, the model."""
     device = resolve_device(config.device)
     data = load_stage_data(config)
     heldout = [s.tokens for s in data.splits["validation"][: config.eval_sentences]]
@@ -133,49 +185,31 @@ def run(config: Config) -> str:
         model, fresh_head = load_masked_lm(model_dir, trust_remote_code=config.trust_remote_code)
         mlflow.set_tags({"findistill.adapt_mode": "general-distillation" if config.distilling else "dapt",
                          "findistill.mlm_head_fresh": str(fresh_head).lower(), "findistill.train_text": source})
-        if fresh_head:
+        if fresh_head and not config.distilling:
             print(f"note: {config.model} has no masked-LM head; a fresh one is trained (the 'before' "
                   "pseudo-perplexity is that of an untrained head)")
         if config.is_student():
             model, tokenizer = make_student(model, tokenizer, config, seed=config.seed)
-        before = _measure(model, tokenizer, heldout, config, device)
-        log_metrics({f"{k}_before": v for k, v in before.items() if k != "heldout_words"})
-        print(f"held-out ({len(heldout)} validation sentences) before: pseudo-perplexity/word "
-              f"{before['heldout_pppl_word']:.1f}, MLM loss {before['heldout_mlm_loss']:.3f}")
         checkpoints = checkpoint_path(config, "adapt")
         log_epoch = lambda metrics, epoch: log_metrics(metrics, step=epoch)  # noqa: E731
         print(f"training text: {len(sentences):,} sentences from {source}")
-        if config.distilling:
-            teacher = load_encoder(teacher_dir, trust_remote_code=config.trust_remote_code)
-            teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
-            losses = LossSettings(kd_weight=0.0, ce_weight=0.0, hidden_weight=1.0, hidden_loss=config.hidden_loss,
-                                  layer_map=map_layers(model.config.num_hidden_layers,
-                                                       teacher.config.num_hidden_layers, config.hidden_layers))
-            mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
-            summary = general_distill(model, tokenizer, teacher, teacher_tokenizer, sentences, config.settings(),
-                                          losses, checkpoints, device=device, on_epoch=log_epoch)
-            del teacher
+        if teacher_dir is not None:
+            summary = _general_distillation(model, tokenizer, teacher_dir, sentences, heldout, config, device,
+                                            checkpoints, log_epoch)
         else:
-            summary = train_mlm(model, tokenizer, sentences, heldout, config.settings(), checkpoints,
-                                    mlm_probability=config.mlm_probability, on_epoch=log_epoch)
+            summary = _dapt(model, tokenizer, sentences, heldout, config, device, checkpoints, log_epoch)
         if summary["resumed_from"]:
             mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
-        after = _measure(model, tokenizer, heldout, config, device)
-        log_metrics({**after, "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"],
-                              "train_examples": summary["train_examples"], "train_sentences": len(sentences),
-                              "heldout_pppl_word_ratio": after["heldout_pppl_word"] / before["heldout_pppl_word"]})
         with scratch_dir("adapt") as tmp:
             hf_dir = Path(tmp) / "hf_model"
             model.save_pretrained(hf_dir, safe_serialization=True)
             tokenizer.save_pretrained(hf_dir)
             log_metrics({**count_parameters(model), "model_size_mb": model_size_mb(hf_dir)})
             model_uri = log_hf_pyfunc(hf_dir, FillMaskPyfunc(), max_length=config.max_length,
-                                               example_texts=[t.replace("[MASK]", tokenizer.mask_token)
-                                                              for t in FILL_MASK_EXAMPLES])
+                                      example_texts=[t.replace("[MASK]", tokenizer.mask_token)
+                                                     for t in FILL_MASK_EXAMPLES])
         if not config.keep_checkpoints:
             remove_checkpoints(checkpoints)
-        print(f"after: pseudo-perplexity/word {after['heldout_pppl_word']:.1f} "
-              f"(x{after['heldout_pppl_word'] / before['heldout_pppl_word']:.2f}), "
-              f"MLM loss {after['heldout_mlm_loss']:.3f}\nmodel URI: {model_uri}")
+        print(f"model URI: {model_uri}")
         print_tracking_location()
         return run.info.run_id

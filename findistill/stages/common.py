@@ -11,7 +11,7 @@ import mlflow
 
 from findistill.config import config_hash, require
 from findistill.costs.device import device_info
-from findistill.costs.latency import format_resources_table, measure_resources
+from findistill.costs.latency import format_resources_table, measure_saved_models
 from findistill.data.corpus import SPLITS, NerData
 from findistill.data.splits import load_ner_data
 from findistill.evaluation.predict import check_label_compatibility, evaluate_ner
@@ -103,7 +103,14 @@ def load_stage_data(params: DataParams) -> NerData:
 
 def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: int, max_length: int,
                     device: str, measure: bool, model_dir: str | None) -> dict[str, float]:
-    """Evaluate on ``split`` and log ``<split>_f1`` etc., the report, and the resource metrics."""
+    """Evaluate on ``split`` and log ``<split>_f1`` etc., the report, and the resource metrics.
+
+    The resource metrics are measured in a fresh Python process (``measure_saved_models``) on the
+    split's sentences, from ``model_dir`` (a saved folder with the model and its tokenizer) or,
+    when it is None, from a temporary copy of ``model`` and ``tokenizer``: so latency and
+    ``peak_rss_mb`` describe inference alone, not this process (which may just have trained).
+    The fresh process uses this process's torch thread count; the ``device.*`` tags describe it.
+    """
     sentences = data.splits[split]
     check_label_compatibility(model_labels(model), data.labels, f"{data.files.get(split, split)}")
     result = evaluate_ner(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length, device=device)
@@ -119,12 +126,26 @@ def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: i
     )
     print(f"\nEntity scores on {split} ({len(sentences)} sentences, strict IOB2):\n{result.report}")
     if measure:
-        model.to("cpu")
-        resources = measure_resources(
-            model, tokenizer, [s.tokens for s in sentences], model_dir=model_dir, device=device, max_length=max_length
-        )
+        import torch
+
+        model.to("cpu")  # leave the GPU's memory to the measuring process
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        # a model built from custom code ran here already; its saved copy needs the same code
+        custom_code = bool(getattr(model.config, "auto_map", None))
+        with scratch_dir("measure") as tmp:
+            folder = model_dir
+            if folder is None:
+                folder = str(Path(tmp) / "model")
+                model.save_pretrained(folder, safe_serialization=True)
+                tokenizer.save_pretrained(folder)
+            resources = measure_saved_models(
+                {"model": folder}, [s.tokens for s in sentences], max_length=max_length, device=device,
+                trust_remote_code=custom_code,
+            )["model"]
         log_metrics(resources)
         mlflow.set_tags({f"device.{k}": v for k, v in device_info(device).items()})
+        mlflow.set_tag("findistill.resources_measured_in", "fresh process")
         table = format_resources_table(resources)
         log_text(table, "evaluation/resources.md")
         print(table)

@@ -44,7 +44,7 @@ def run(config: Config) -> str:
         checkpoints = checkpoint_path(config, "finetune")
         summary = train_token_classifier(
             model, tokenizer, data.splits["train"], data.splits["validation"], data.labels, config.settings(),
-            checkpoints, on_epoch=lambda metrics, epoch: log_metrics(metrics, step=epoch),
+            checkpoints, on_epoch=lambda metrics, epoch: log_metrics(metrics, step=epoch), device=device,
         )
         finish_training(model, tokenizer, data, config, summary, checkpoints, device,
                         role="student" if config.is_student() else "teacher")

@@ -15,7 +15,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 import findistill
-from findistill.config import require, to_dict
+from findistill.config import as_parameters, require, to_dict
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
 from findistill.stages import adapt, analyze_tokenization, distill, evaluate, finetune, prepare, train_tokenizer
@@ -188,8 +188,12 @@ def _metrics(run_id: str) -> dict[str, float]:
     return mlflow.get_run(run_id).data.metrics
 
 
-SUMMARY_KEYS = ("f1", "params_total", "model_size_mb", "latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50",
-                "throughput_cpu_words_per_s", "peak_rss_mb")
+#: cost metrics ``main`` logs as ``teacher_<metric>``/``student_<metric>`` (from one side-by-side measurement)
+SUMMARY_KEYS = ("params_total", "model_size_mb", "latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50",
+                "throughput_cpu_words_per_s", "peak_rss_mb", "peak_rss_increase_mb", "mfu_cpu_b32",
+                "latency_gpu_b1_ms_p50", "latency_gpu_b32_ms_p50", "gpu_peak_mem_mb")
+#: rounds of the side-by-side measurement (teacher, student, then student, teacher; medians)
+COST_ROUNDS = 2
 
 
 def _register(name: str, run_id: str, role: str, f1: float | None) -> None:
@@ -207,7 +211,7 @@ def run(config: Config) -> str:
     """Run ``config.strategy``; log the steps (``pipeline.json``/``.md``) and the student's quality and cost."""
     s = config.strategy
     select_layers(model_depth(localize_model(config.model)), config.student_layers, config.layer_selection)
-    with stage_run("main", config, run_name=f"main-{s}") as parent:
+    with stage_run("main", config, run_name=f"main {s}") as parent:
         pipe = Pipeline(parent.info.experiment_id, reuse=config.reuse)
         mlflow.set_tags({"findistill.strategy": s, "findistill.code_version": pipe.code})
         print(f"[main] strategy {s}: {STRATEGIES[s]} (code {pipe.code})")
@@ -220,9 +224,10 @@ def run(config: Config) -> str:
             trust_remote_code=config.trust_remote_code))
         student_tokenizer = config.tokenizer
         if config.tokenizer == "domain":
-            built = pipe.run("train_tokenizer", train_tokenizer, train_tokenizer.Config(
-                **data, method=config.tokenizer_method, vocab_size=config.tokenizer_vocab_size, teacher=config.model,
-                text_data=config.text_data, trust_remote_code=config.trust_remote_code))
+            with as_parameters(method="tokenizer_method", vocab_size="tokenizer_vocab_size"):
+                built = pipe.run("train_tokenizer", train_tokenizer, train_tokenizer.Config(
+                    **data, method=config.tokenizer_method, vocab_size=config.tokenizer_vocab_size, teacher=config.model,
+                    text_data=config.text_data, trust_remote_code=config.trust_remote_code))
             student_tokenizer = f"runs:/{built}/tokenizer"
 
         common = {**data, "eval_split": config.eval_split, "device": config.device,
@@ -266,10 +271,14 @@ def run(config: Config) -> str:
             **data, model=f"runs:/{student_run}/model", split=config.eval_split, max_length=config.max_length,
             device=config.device, measure_resources=config.measure_resources))
 
-        summary = _summarise(config, evaluated, teacher_run)
+        costs, cost_note = {}, "Costs not measured (measure_resources=false)."
+        if config.measure_resources:
+            costs, cost_note = _measure_side_by_side(config, data, teacher_run, student_run)
+            log_json(costs, "costs.json")
+        summary = _summarise(config, evaluated, teacher_run, costs)
         log_metrics(summary)
         log_json(pipe.steps, "pipeline.json")
-        table = _steps_table(pipe.steps, summary, config.eval_split)
+        table = _steps_table(pipe.steps, summary, config.eval_split, cost_note)
         log_text(table, "pipeline.md")
         print(f"\n{table}")
         if config.registered_model_name:
@@ -284,33 +293,84 @@ def run(config: Config) -> str:
         return parent.info.run_id
 
 
-def _summarise(config: Config, evaluated: str, teacher_run: str | None) -> dict[str, float]:
-    """``student_<metric>`` from the student's evaluation, ``teacher_<metric>`` and the ratios when there is a teacher."""
-    split = config.eval_split
-    keys = [f"{split}_f1" if k == "f1" else k for k in SUMMARY_KEYS]
-    student = _metrics(evaluated)
-    summary = {f"student_{k}": student[k] for k in keys if k in student}
-    if teacher_run:
-        teacher = _metrics(teacher_run)
-        summary.update({f"teacher_{k}": teacher[k] for k in keys if k in teacher})
-        for k, name in ((f"{split}_f1", "f1_vs_teacher"), ("params_total", "params_vs_teacher")):
-            if k in student and teacher.get(k):
-                summary[name] = student[k] / teacher[k]
-        if student.get("latency_cpu_b1_ms_p50") and teacher.get("latency_cpu_b1_ms_p50"):
-            summary["speedup_cpu_b1"] = teacher["latency_cpu_b1_ms_p50"] / student["latency_cpu_b1_ms_p50"]
+def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str | None,
+                          student_run: str) -> tuple[dict[str, dict[str, float]], str]:
+    """Measure the teacher (if any) and the student one after the other in one fresh process on the
+    same sentences (all of ``config.eval_split``), ``COST_ROUNDS`` rounds in alternating order.
+
+    Returns ``{"teacher": metrics, "student": metrics}`` (see ``measure_saved_models``) and a
+    sentence saying how they were measured, for ``pipeline.md``.
+    """
+    from findistill.costs.device import resolve_device
+    from findistill.costs.latency import measure_saved_models
+    from findistill.stages.common import load_stage_data
+
+    folders = {"teacher": localize_model(f"runs:/{teacher_run}/model")} if teacher_run else {}
+    folders["student"] = localize_model(f"runs:/{student_run}/model")
+    sentences = [s.tokens for s in load_stage_data(DataParams(**data)).splits[config.eval_split]]
+    who = " and ".join(folders)
+    print(f"\n[main] measuring the {who} in one fresh process on {len(sentences)} {config.eval_split} sentences")
+    costs = measure_saved_models(folders, sentences, max_length=config.max_length,
+                                 device=resolve_device(config.device), rounds=COST_ROUNDS,
+                                 trust_remote_code=config.trust_remote_code)
+    any_costs = next(iter(costs.values()))
+    order = ", then ".join(" ".join(names) for names in (list(folders), list(folders)[::-1])[:COST_ROUNDS])
+    note = (f"Costs of the {who} were measured in one fresh Python process, one model at a time, on the same "
+            f"{len(sentences)} {config.eval_split} sentences with {int(any_costs['cpu_threads'])} CPU thread(s), in "
+            f"the order {order} (medians of {COST_ROUNDS} rounds). Peak RSS is the whole process's; the process "
+            f"held {any_costs['rss_baseline_mb']:.0f} MB before any model was loaded.")
+    return costs, note
+
+
+def _summarise(config: Config, evaluated: str, teacher_run: str | None,
+               costs: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Quality from the stage runs, costs from the side-by-side measurement.
+
+    ``student_<split>_f1`` comes from the student's evaluation run, ``teacher_<split>_f1`` from
+    the teacher's fine-tuning run. ``costs`` (name -> metrics, from ``_measure_side_by_side``;
+    empty when resources are not measured) gives ``teacher_<metric>``/``student_<metric>`` for
+    :data:`SUMMARY_KEYS`. Ratios (student / teacher, except the speed-up): ``f1_vs_teacher``,
+    ``params_vs_teacher``, ``speedup_cpu_b1`` (teacher's batch-1 CPU p50 latency over the
+    student's), ``rss_vs_teacher`` (``peak_rss_increase_mb``: memory added by the model and its
+    inference over the fresh process's baseline).
+    """
+    f1 = f"{config.eval_split}_f1"
+    quality = {"student": _metrics(evaluated)} | ({"teacher": _metrics(teacher_run)} if teacher_run else {})
+    summary = {f"{who}_{f1}": m[f1] for who, m in quality.items() if f1 in m}
+    for who, metrics in costs.items():
+        summary.update({f"{who}_{k}": metrics[k] for k in SUMMARY_KEYS if k in metrics})
+
+    def ratio(name: str, key: str, inverse: bool = False) -> None:
+        student, teacher = summary.get(f"student_{key}"), summary.get(f"teacher_{key}")
+        if student and teacher:
+            summary[name] = teacher / student if inverse else student / teacher
+
+    ratio("f1_vs_teacher", f1)
+    ratio("params_vs_teacher", "params_total")
+    ratio("speedup_cpu_b1", "latency_cpu_b1_ms_p50", inverse=True)
+    ratio("rss_vs_teacher", "peak_rss_increase_mb")
     return summary
 
 
-def _steps_table(steps: list[dict[str, Any]], summary: dict[str, float], split: str) -> str:
+def _steps_table(steps: list[dict[str, Any]], summary: dict[str, float], split: str, cost_note: str) -> str:
+    """``pipeline.md``: the steps, then quality and costs of the teacher and the student side by side."""
     lines = ["| step | stage | run | reused | seconds |", "|---|---|---|---|---:|"]
     lines += [f"| {s['step']} | {s['stage']} | {s['run_id']} | {'yes' if s['reused'] else 'no'} | {s['seconds']:.1f} |"
               for s in steps]
-    lines += ["", "| | " + split + " F1 | params | size MB | CPU b1 p50 ms |", "|---|---:|---:|---:|---:|"]
+    columns = ((f"{split}_f1", f"{split} F1", "{:.4f}"), ("params_total", "params", "{:,.0f}"),
+               ("model_size_mb", "size MB", "{:.1f}"), ("latency_cpu_b1_ms_p50", "CPU b1 p50 ms", "{:.2f}"),
+               ("latency_cpu_b32_ms_p50", "CPU b32 p50 ms", "{:.1f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
+               ("peak_rss_increase_mb", "RSS over baseline MB", "{:.0f}"), ("mfu_cpu_b32", "MFU b32", "{:.2%}"))
+    lines += ["", "| | " + " | ".join(title for _, title, _ in columns) + " |",
+              "|---|" + "---:|" * len(columns)]
     for who in ("teacher", "student"):
-        if f"{who}_{split}_f1" in summary:
-            lines.append(f"| {who} | {summary[f'{who}_{split}_f1']:.4f} | {summary.get(f'{who}_params_total', 0):,.0f} "
-                         f"| {summary.get(f'{who}_model_size_mb', float('nan')):.1f} "
-                         f"| {summary.get(f'{who}_latency_cpu_b1_ms_p50', float('nan')):.1f} |")
+        if any(f"{who}_{key}" in summary for key, _, _ in columns):
+            cells = [fmt.format(summary[f"{who}_{key}"]) if f"{who}_{key}" in summary else "n/a"
+                     for key, _, fmt in columns]
+            lines.append(f"| {who} | " + " | ".join(cells) + " |")
+    ratios = [f"{name} {summary[name]:.3g}" for name in ("f1_vs_teacher", "params_vs_teacher", "speedup_cpu_b1",
+                                                         "rss_vs_teacher") if name in summary]
+    lines += ["", cost_note] + ([f"Student vs teacher: {', '.join(ratios)}."] if ratios else [])
     return "\n".join(lines) + "\n"
 
 

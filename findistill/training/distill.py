@@ -244,8 +244,10 @@ class DistillCollator:
 
 
 class DistillTrainer(WordLevelTrainer):
-    """Trainer whose training loss is the weighted sum of :func:`distillation_losses`; evaluation is the
-    usual entity F1 of the student. Each epoch's mean loss components are logged as ``loss_<name>``."""
+    """Trainer whose training loss is the weighted sum of :func:`distillation_losses`. Evaluation batches
+    of plain labelled chunks give the usual entity F1 of the student; evaluation batches of
+    distillation examples give that weighted loss (``eval_loss``, the held-out criterion of general
+    distillation). Each epoch's mean training loss components are logged as ``loss_<name>``."""
 
     def __init__(self, *args: Any, teacher: PreTrainedModel | None, loss_settings: LossSettings, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -256,16 +258,27 @@ class DistillTrainer(WordLevelTrainer):
         self._sums: dict[str, float] = defaultdict(float)
         self._steps = 0
 
+    def _weighted_loss(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        parts = distillation_losses(model, inputs, self.loss_settings, self.teacher)
+        weights = self.loss_settings.weights()
+        return sum(weights[name] * value for name, value in parts.items()), parts
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         if "word_labels" not in inputs:  # evaluation batches: plain token classification
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        parts = distillation_losses(model, inputs, self.loss_settings, self.teacher)
-        weights = self.loss_settings.weights()
-        loss = sum(weights[name] * value for name, value in parts.items())
+        loss, parts = self._weighted_loss(model, inputs)
         for name, value in parts.items():
             self._sums[name] += float(value.detach())
         self._steps += 1
         return (loss, None) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: ANN001
+        if "word_labels" not in inputs:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, _ = self._weighted_loss(model, inputs)
+        return loss.detach(), None, None
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs and self._steps:
@@ -310,10 +323,11 @@ def distill_student(
 ) -> dict[str, Any]:
     """Train ``student`` against ``teacher`` on ``train`` (gold labels) plus ``transfer`` (teacher only).
 
-    ``labels`` is the label list of both models (same ids). Early stopping and the best epoch use
-    the student's validation entity F1, as in fine-tuning; an interrupted run resumes from the last
-    checkpoint in ``output_dir``. Returns the :func:`findistill.training.fit` summary plus
-    ``teacher_seconds`` (time spent computing the cached teacher outputs) and example counts.
+    ``labels`` is the label list of both models (same ids). The teacher runs and the student trains on
+    ``device``. Early stopping and the best epoch use the student's validation entity F1, as in
+    fine-tuning; an interrupted run resumes from the last checkpoint in ``output_dir``. Returns the
+    :func:`findistill.training.trainer.fit` summary plus ``teacher_seconds`` (time spent computing the
+    cached teacher outputs) and example counts.
     """
     if losses.attention_weight > 0 and cache_teacher:
         raise ConfigError("parameter 'cache_teacher': the attention loss needs the teacher's attention maps at "
@@ -347,7 +361,7 @@ def distill_student(
     val_chunks = encode_split(student_tokenizer, validation, labels, settings.max_length)
     trainer = DistillTrainer(
         model=student,
-        args=training_arguments(settings, output_dir, progress=progress, remove_unused_columns=False),
+        args=training_arguments(settings, output_dir, device=device, progress=progress, remove_unused_columns=False),
         train_dataset=examples,
         eval_dataset=[c.features for c in val_chunks],
         data_collator=DistillCollator(student_tokenizer, teacher_tokenizer),

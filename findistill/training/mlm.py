@@ -12,6 +12,10 @@
   student learns the teacher's hidden states, pooled to words so that the two may tokenise
   differently, on general text (:func:`findistill.training.distill.distillation_losses` with only the
   hidden-state term).
+
+Both trainings evaluate their own objective on held-out text after every epoch (the masked-LM loss
+on masks drawn once, or the hidden-state loss), stop early when it has not improved for
+``patience`` epochs, and end with the best epoch's weights.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from typing import Any
 import torch
 from transformers import (
     DataCollatorForLanguageModeling,
+    DataCollatorForTokenClassification,
+    EarlyStoppingCallback,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
+    TrainerCallback,
     set_seed,
 )
 
@@ -67,15 +74,19 @@ class WholeWordMaskCollator(DataCollatorForLanguageModeling):
 
     The stock collator finds words from ``offset_mapping`` but cannot pad it; this pads the offsets
     itself and hands the rest over. As in transformers, whole-word masking replaces every chosen
-    piece by the mask token (no random-token replacement).
+    piece by the mask token (no random-token replacement). Examples that already carry ``labels``
+    (masked once by :func:`mask_once`) are only padded.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = MLM_PROBABILITY,
                  seed: int | None = None):
         super().__init__(tokenizer=tokenizer, mlm=True, mlm_probability=mlm_probability, whole_word_mask=True,
                          mask_replace_prob=1.0, random_replace_prob=0.0, seed=seed)
+        self.padder = DataCollatorForTokenClassification(tokenizer)  # labels padded with -100
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if "labels" in examples[0]:
+            return self.padder(examples)
         if self.seed is not None and self.generator is None:
             self.create_rng()
         width = max(len(e["input_ids"]) for e in examples)
@@ -88,6 +99,22 @@ class WholeWordMaskCollator(DataCollatorForLanguageModeling):
         batch["input_ids"], batch["labels"] = self.torch_mask_tokens(
             batch["input_ids"], special_tokens_mask=special, offset_mapping=offsets)
         return batch
+
+
+def mask_once(tokenizer: PreTrainedTokenizerBase, examples: Sequence[dict[str, list]], mlm_probability: float,
+              seed: int) -> list[dict[str, list]]:
+    """``examples`` of :func:`mlm_examples` with whole-word masks drawn from ``seed``, as fixed model inputs
+    (masked ``input_ids`` and ``labels``: the original id at a masked piece, -100 elsewhere).
+
+    Each example is masked on its own, so its masks depend on ``seed`` and on the examples before it,
+    never on batching: every evaluation of the same held-out text scores the same masked pieces.
+    """
+    collator = WholeWordMaskCollator(tokenizer, mlm_probability, seed=seed)
+    masked = []
+    for example in examples:
+        batch = collator([example])
+        masked.append({k: v[0].tolist() for k, v in batch.items()})
+    return masked
 
 
 def _l2r_rows(input_ids: list[int], word_ids: list[int | None], mask_id: int) -> list[tuple[list[int], int, int]]:
@@ -170,10 +197,11 @@ def pseudo_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 def heldout_mlm_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
                      *, max_length: int = 128, batch_size: int = 32, mlm_probability: float = MLM_PROBABILITY,
                      seed: int = 0, device: str | torch.device = "cpu") -> float:
-    """Mean masked-LM loss over ``sentences`` with whole-word masks drawn from ``seed`` (the same masks
-    for the same text and tokenizer, so before/after numbers compare)."""
-    examples = mlm_examples(tokenizer, sentences, max_length)
-    collator = WholeWordMaskCollator(tokenizer, mlm_probability, seed=seed)
+    """Mean masked-LM loss per masked piece over ``sentences``, with whole-word masks drawn from ``seed``
+    (:func:`mask_once`: the same masks for the same text, tokenizer and seed, so before/after numbers
+    compare; another seed draws other masks)."""
+    examples = mask_once(tokenizer, mlm_examples(tokenizer, sentences, max_length), mlm_probability, seed)
+    collator = WholeWordMaskCollator(tokenizer, mlm_probability)
     model.eval().to(device)
     total, count = 0.0, 0
     for b in range(0, len(examples), batch_size):
@@ -187,43 +215,69 @@ def heldout_mlm_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     return total / count if count else float("nan")
 
 
-def _arguments(settings: TrainSettings, output_dir: str | Path, *, evaluate: bool, progress: bool):
-    """Per-epoch checkpoints (the last one kept, for resuming), no best-model selection: adaptation
-    runs its epochs; the stage measures before and after on held-out text."""
-    return training_arguments(
-        settings, output_dir, progress=progress, remove_unused_columns=False,
-        eval_strategy="epoch" if evaluate else "no", load_best_model_at_end=False, metric_for_best_model=None,
-        save_total_limit=1, prediction_loss_only=True,
-    )
+def _arguments(settings: TrainSettings, output_dir: str | Path, *, evaluate: bool, device: str | torch.device,
+               progress: bool):
+    """With held-out text: per-epoch held-out loss (``eval_loss``), the best epoch by it restored at
+    the end. Without: the epochs run in full, the last checkpoint kept for resuming."""
+    common: dict[str, Any] = {"device": device, "progress": progress, "remove_unused_columns": False,
+                              "prediction_loss_only": True}
+    if evaluate:
+        return training_arguments(settings, output_dir, metric_for_best_model="loss", greater_is_better=False,
+                                  **common)
+    return training_arguments(settings, output_dir, eval_strategy="no", load_best_model_at_end=False,
+                              metric_for_best_model=None, save_total_limit=1, **common)
+
+
+def _callbacks(settings: TrainSettings, on_epoch: Callable[[dict[str, float], int], None] | None,
+               evaluate: bool) -> list[TrainerCallback]:
+    callbacks: list[TrainerCallback] = []
+    if evaluate:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.patience))
+    if on_epoch is not None:
+        callbacks.append(EpochLogger(on_epoch, eval_key="eval_loss" if evaluate else None))
+    return callbacks
 
 
 def _summary(fitted: dict[str, Any]) -> dict[str, Any]:
-    return {k: fitted[k] for k in ("epochs_run", "resumed_from", "train_seconds")}
+    keys = ("epochs_run", "resumed_from", "train_seconds", "best_epoch", "best_val_loss")
+    return {k: fitted[k] for k in keys if k in fitted}
+
+
+def _heldout_loss(trainer: Trainer) -> float:
+    """The trainer's loss on its evaluation set (what it logs as ``eval_loss`` each epoch), not logged."""
+    output = trainer.evaluation_loop(trainer.get_eval_dataloader(), "held-out", prediction_loss_only=True)
+    return float(output.metrics["eval_loss"])
 
 
 def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: Sequence[Sequence[str]],
               heldout: Sequence[Sequence[str]], settings: TrainSettings, output_dir: str | Path, *,
-              mlm_probability: float = MLM_PROBABILITY, on_epoch: Callable[[dict[str, float], int], None] | None = None,
+              mlm_probability: float = MLM_PROBABILITY, device: str | torch.device = "cpu",
+              on_epoch: Callable[[dict[str, float], int], None] | None = None,
               resume: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Continue masked-LM pre-training of ``model`` on word-split ``train`` sentences (whole-word masks).
+    """Continue masked-LM pre-training of ``model`` on word-split ``train`` sentences (whole-word masks),
+    on ``device``.
 
-    Logs ``train_loss`` and the held-out ``val_loss`` per epoch through ``on_epoch``; an interrupted
-    run resumes from the last checkpoint in ``output_dir``. Returns ``epochs_run``, ``resumed_from``,
-    ``train_seconds``, ``train_examples``.
+    After each epoch the masked-LM loss on ``heldout`` (masks drawn once from ``settings.seed``, the same
+    every epoch) is the ``val_loss`` logged through ``on_epoch`` with ``train_loss``; training stops when
+    it has not improved for ``settings.patience`` epochs, and the best epoch's weights are restored. With
+    no held-out text every epoch runs. An interrupted run resumes from the last checkpoint in
+    ``output_dir``. Returns ``epochs_run``, ``resumed_from``, ``train_seconds``, ``train_examples`` and,
+    with held-out text, ``best_epoch`` and ``best_val_loss``.
     """
     set_seed(settings.seed)
     examples = mlm_examples(tokenizer, train, settings.max_length)
     if not examples:
         raise ValueError("masked-LM training got no text (every sentence was empty)")
-    held = mlm_examples(tokenizer, heldout, settings.max_length)
+    held = mask_once(tokenizer, mlm_examples(tokenizer, heldout, settings.max_length), mlm_probability,
+                     settings.seed)
     trainer = Trainer(
         model=model,
-        args=_arguments(settings, output_dir, evaluate=bool(held), progress=progress),
+        args=_arguments(settings, output_dir, evaluate=bool(held), device=device, progress=progress),
         train_dataset=examples,
         eval_dataset=held or None,
         data_collator=WholeWordMaskCollator(tokenizer, mlm_probability, seed=settings.seed),
         processing_class=tokenizer,
-        callbacks=[EpochLogger(on_epoch, eval_key="eval_loss" if held else None)] if on_epoch else [],
+        callbacks=_callbacks(settings, on_epoch, evaluate=bool(held)),
     )
     return {**_summary(fit(trainer, output_dir, resume=resume)), "train_examples": len(examples)}
 
@@ -231,14 +285,21 @@ def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train:
 def general_distill(student: PreTrainedModel, student_tokenizer: PreTrainedTokenizerBase, teacher: PreTrainedModel,
                     teacher_tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
                     settings: TrainSettings, losses: LossSettings, output_dir: str | Path, *,
-                    device: str | torch.device = "cpu",
+                    heldout: Sequence[Sequence[str]] = (), device: str | torch.device = "cpu",
                     on_epoch: Callable[[dict[str, float], int], None] | None = None,
                     resume: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Train ``student``'s encoder to reproduce ``teacher``'s hidden states on ``sentences``, word against
-    word (``losses.layer_map`` pairs, ``losses.hidden_loss``); the tokenizers may differ.
+    """Train ``student``'s encoder on ``device`` to reproduce ``teacher``'s hidden states on ``sentences``,
+    word against word (``losses.layer_map`` pairs, ``losses.hidden_loss``); the tokenizers may differ.
 
     Only the encoders run (no language-model or NER head); the teacher runs on the fly without
     gradients. A projection is learned (and dropped afterwards) when the widths differ.
+
+    The held-out criterion is the same hidden-state loss on ``heldout``: logged as ``val_loss`` each
+    epoch, it stops training after ``settings.patience`` epochs without improvement and picks the
+    epoch whose weights are restored. The summary (``epochs_run``, ``resumed_from``, ``train_seconds``,
+    ``train_examples``) then also has ``best_epoch``, ``best_val_loss`` and ``heldout_hidden_loss_before``
+    / ``_after``: the loss before training (through the untrained projection when the widths differ)
+    and with the restored weights.
     """
     if losses.hidden_weight <= 0 or losses.kd_weight or losses.ce_weight or losses.attention_weight:
         raise ValueError("general distillation uses the hidden-state loss only (hidden_weight > 0, others 0)")
@@ -246,20 +307,28 @@ def general_distill(student: PreTrainedModel, student_tokenizer: PreTrainedToken
     encoder, teacher_encoder = student.base_model, teacher.base_model
     teacher_encoder.to(device).eval()
     attach_projections(encoder, teacher.config.hidden_size, len(losses.layer_map), settings.seed)
-    examples = build_examples(student_tokenizer, [list(w) for w in sentences], None, {}, settings.max_length,
+
+    def examples_of(text: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+        return build_examples(student_tokenizer, [list(w) for w in text], None, {}, settings.max_length,
                               teacher_tokenizer=teacher_tokenizer, teacher_max_length=settings.max_length)
+
+    examples, held = examples_of(sentences), examples_of(heldout)
     if not examples:
         raise ValueError("general distillation got no text (every sentence was empty)")
     trainer = DistillTrainer(
         model=encoder,
-        args=_arguments(settings, output_dir, evaluate=False, progress=progress),
+        args=_arguments(settings, output_dir, evaluate=bool(held), device=device, progress=progress),
         train_dataset=examples,
+        eval_dataset=held or None,
         data_collator=DistillCollator(student_tokenizer, teacher_tokenizer),
         processing_class=student_tokenizer,
-        callbacks=[EpochLogger(on_epoch, eval_key=None)] if on_epoch else [],
+        callbacks=_callbacks(settings, on_epoch, evaluate=bool(held)),
         teacher=teacher_encoder,
         loss_settings=losses,
     )
+    before = _heldout_loss(trainer) if held else None
     summary = _summary(fit(trainer, output_dir, resume=resume))
+    if held:
+        summary.update(heldout_hidden_loss_before=before, heldout_hidden_loss_after=_heldout_loss(trainer))
     detach_projections(encoder)
     return {**summary, "train_examples": len(examples)}

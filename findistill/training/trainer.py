@@ -4,19 +4,23 @@ What the Trainer gives us and we do not rewrite: AdamW with linear warm-up/decay
 length-grouped batches (``train_sampling_strategy="group_by_length"``; SEC sentences are long),
 dynamic padding, a checkpoint per epoch with resume, early stopping on validation entity F1, seeds,
 and progress bars. What we add: word-level chunk encoding and the entity-F1 ``compute_metrics``,
-and a callback hook so the stage can log each epoch to MLflow. :func:`build_trainer` is the one
-place a Trainer is assembled (fine-tuning, distillation, masked-LM training).
+a callback hook so the stage can log each epoch to MLflow, and training on exactly the device a
+stage asks for. :func:`training_arguments` is the one place the arguments of every findistill
+Trainer (fine-tuning, distillation, masked-LM training, general distillation) are made, device
+included; :func:`build_trainer` assembles the fine-tuning Trainer.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import DistributedType
 from torch.utils.data import SequentialSampler
 from transformers import (
     DataCollatorForTokenClassification,
@@ -30,7 +34,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from findistill.config import require
+from findistill.config import ConfigError, require
 from findistill.data.corpus import Sentence
 from findistill.evaluation.scoring import chunk_predictions_to_tags, entity_scores
 from findistill.models.words import encode
@@ -88,7 +92,8 @@ class EpochLogger(TrainerCallback):
                 self.log({"train_loss": self._train_loss, **self._parts}, int(round(entry.get("epoch", 0))))
         if self.eval_key is not None and self.eval_key in entry:
             metrics = {k.replace("eval_", "val_"): float(v) for k, v in entry.items() if k.startswith("eval_")}
-            metrics = {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
+            timings = ("_runtime", "_per_second", "_time")  # eval_runtime, ..., eval_model_preparation_time
+            metrics = {k: v for k, v in metrics.items() if not k.endswith(timings)}
             if self._train_loss is not None:
                 metrics["train_loss"] = self._train_loss
                 metrics.update(self._parts)
@@ -133,12 +138,62 @@ def argmax_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits.argmax(-1)
 
 
-def training_arguments(settings: TrainSettings, output_dir: str | Path, *, progress: bool = True,
-                       **overrides: Any) -> TrainingArguments:
+@dataclass
+class DeviceTrainingArguments(TrainingArguments):
+    """TrainingArguments that train on exactly one device, ``train_device``: ``cpu``, ``cuda:N``, or
+    ``cuda`` (``cuda:0``, the first visible GPU).
+
+    transformers alone has one switch, ``use_cpu``; without it a Trainer takes ``cuda:0`` whenever
+    CUDA is present, and several visible GPUs turn into ``nn.DataParallel`` over all of them. Here
+    ``cpu`` sets ``use_cpu``; a CUDA device is pinned after transformers' own set-up: ``device`` is
+    that device (the model and every batch go there), it becomes the current CUDA device and the
+    device of the Accelerate state, and ``n_gpu`` is 1 (no DataParallel). Under a distributed launch
+    (torchrun) the launcher's per-process device is kept.
+    """
+
+    train_device: str = field(default="cpu", metadata={"help": "cpu, cuda or cuda:N: the one device to train on."})
+
+    def __post_init__(self) -> None:
+        wanted = _torch_device(self.train_device)
+        self.use_cpu = wanted.type == "cpu"
+        if wanted.type == "cuda":
+            visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if (wanted.index or 0) >= visible:
+                raise ConfigError(f"parameter 'device': {self.train_device!r} requested but {visible} CUDA "
+                                  "device(s) are visible here")
+        super().__post_init__()
+
+    @cached_property
+    def _setup_devices(self) -> torch.device:
+        found = TrainingArguments._setup_devices.func(self)
+        wanted = _torch_device(self.train_device)
+        if wanted.type != "cuda" or self.distributed_state.distributed_type != DistributedType.NO:
+            return found
+        wanted = torch.device("cuda", wanted.index or 0)
+        torch.cuda.set_device(wanted)
+        self.distributed_state.device = wanted  # the Accelerator created by the Trainer reads it from here
+        self._n_gpu = 1
+        return wanted
+
+
+def _torch_device(device: str | torch.device) -> torch.device:
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(f"parameter 'device': expected cpu, cuda or cuda:N, got {device!r}")
+    return parsed
+
+
+def training_arguments(settings: TrainSettings, output_dir: str | Path, *, device: str | torch.device = "cpu",
+                       progress: bool = True, **overrides: Any) -> TrainingArguments:
     """The TrainingArguments every findistill training uses: per-epoch evaluation, checkpoints and
-    logging, best epoch by validation entity F1 restored at the end, length-grouped batches."""
+    logging, best epoch by validation entity F1 restored at the end, length-grouped batches, and
+    training on ``device`` alone (see :class:`DeviceTrainingArguments`)."""
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
+        train_device=str(device),
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=max(32, settings.batch_size),
@@ -159,10 +214,10 @@ def training_arguments(settings: TrainSettings, output_dir: str | Path, *, progr
         data_seed=settings.seed,
         report_to="none",
         disable_tqdm=not progress,
-        use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=_torch_device(device).type == "cuda",  # pinning would start CUDA for a CPU run
     )
     kwargs.update(overrides)
-    return TrainingArguments(**kwargs)
+    return DeviceTrainingArguments(**kwargs)
 
 
 def encode_split(tokenizer: PreTrainedTokenizerBase, sentences: list[Sentence], labels: list[str],
@@ -190,14 +245,16 @@ def build_trainer(
     output_dir: str | Path,
     *,
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
+    device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> Trainer:
-    """A Trainer over word-labelled sentences whose ``evaluate()`` reports entity P/R/F1 (``eval_f1``...)."""
+    """A Trainer over word-labelled sentences, training on ``device``, whose ``evaluate()`` reports
+    entity P/R/F1 (``eval_f1``...)."""
     train_chunks = encode_split(tokenizer, train, labels, settings.max_length)
     val_chunks = encode_split(tokenizer, validation, labels, settings.max_length)
     return WordLevelTrainer(
         model=model,
-        args=training_arguments(settings, output_dir, progress=progress),
+        args=training_arguments(settings, output_dir, device=device, progress=progress),
         train_dataset=[c.features for c in train_chunks],
         eval_dataset=[c.features for c in val_chunks],
         data_collator=DataCollatorForTokenClassification(tokenizer),
@@ -210,22 +267,26 @@ def build_trainer(
 
 def fit(trainer: Trainer, output_dir: str | Path, *, resume: bool = True) -> dict[str, Any]:
     """Run ``trainer`` (resuming from the last checkpoint in ``output_dir`` when there is one and
-    ``resume`` is set); return ``best_val_f1``, ``best_epoch``, ``epochs_run``, ``resumed_from``,
-    ``train_seconds``. The best epoch's weights are in the model afterwards."""
+    ``resume`` is set); return ``epochs_run``, ``resumed_from``, ``train_seconds`` and, when the
+    trainer selects a best epoch by a validation metric ``m`` (``f1``, ``loss``), ``best_val_m`` and
+    ``best_epoch``. The best epoch's weights are in the model afterwards."""
     output_dir = Path(output_dir)
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
     state = trainer.state
-    best_epoch = next(
-        (int(round(e["epoch"])) for e in state.log_history if e.get("eval_f1") == state.best_metric), None
-    )
-    return {
-        "best_val_f1": float(state.best_metric) if state.best_metric is not None else float("nan"),
-        "best_epoch": best_epoch,
+    summary: dict[str, Any] = {
         "epochs_run": int(round(state.epoch or 0)),
         "resumed_from": checkpoint,
         "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
     }
+    metric = trainer.args.metric_for_best_model
+    if metric is not None:
+        name = metric.removeprefix("eval_")
+        summary[f"best_val_{name}"] = float(state.best_metric) if state.best_metric is not None else float("nan")
+        summary["best_epoch"] = next(
+            (int(round(e["epoch"])) for e in state.log_history if e.get(f"eval_{name}") == state.best_metric), None
+        )
+    return summary
 
 
 def train_token_classifier(
@@ -238,10 +299,11 @@ def train_token_classifier(
     output_dir: str | Path,
     *,
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
+    device: str | torch.device = "cpu",
     resume: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fine-tune ``model`` on word-labelled sentences; return a summary (see :func:`fit`).
+    """Fine-tune ``model`` on word-labelled sentences on ``device``; return a summary (see :func:`fit`).
 
     The best epoch by validation entity F1 is loaded at the end. ``output_dir`` holds one
     checkpoint per epoch; when it already has one and ``resume`` is set, training continues from
@@ -249,7 +311,8 @@ def train_token_classifier(
     """
     set_seed(settings.seed)
     trainer = build_trainer(
-        model, tokenizer, train, validation, labels, settings, output_dir, on_epoch=on_epoch, progress=progress
+        model, tokenizer, train, validation, labels, settings, output_dir, on_epoch=on_epoch, device=device,
+        progress=progress,
     )
     return fit(trainer, output_dir, resume=resume)
 

@@ -11,20 +11,9 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.data.corpus import Sentence
-
-
-def _mentions(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """IOB2 tags -> ``[(start, end, type)]`` (end exclusive)."""
-    spans, start, kind = [], None, None
-    for i, tag in enumerate([*tags, "O"]):
-        if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
-            spans.append((start, i, kind))
-            start = None
-        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
-            start, kind = i, tag[2:]
-    return spans  # type: ignore[return-value]
+from findistill.data.tags import entity_spans
 
 
 def swap_mentions(sentences: Sequence[Sentence], n: int, seed: int) -> list[list[str]]:
@@ -33,19 +22,19 @@ def swap_mentions(sentences: Sequence[Sentence], n: int, seed: int) -> list[list
     pool: dict[str, list[list[str]]] = defaultdict(list)
     with_entities = []
     for s in sentences:
-        spans = _mentions(s.tags)
-        for a, b, kind in spans:
+        spans = entity_spans(s.tags)
+        for kind, a, b in spans:
             pool[kind].append(list(s.tokens[a:b]))
         if spans:
             with_entities.append((s, spans))
     if not with_entities:
-        raise ConfigError("parameter 'transfer_data': 'augment' swaps entity mentions, but the training split has none")
+        raise ValueProblem("transfer_data", "'augment' swaps entity mentions, but the training split has none")
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         sentence, spans = with_entities[rng.randrange(len(with_entities))]
         words, previous = [], 0
-        for a, b, kind in spans:
+        for kind, a, b in spans:
             words.extend(sentence.tokens[previous:a])
             words.extend(rng.choice(pool[kind]))
             previous = b

@@ -25,7 +25,7 @@ from typing import Any
 from tokenizers import Tokenizer, models, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from findistill.config import ConfigError
+from findistill.config import ConfigError, ValueProblem
 from findistill.data.corpus import DataError
 from findistill.models.loading import SPECIAL_TOKEN_ATTRS
 from findistill.vocab.analysis import LETTER, word_normaliser
@@ -113,7 +113,7 @@ def _assemble(core: Tokenizer, teacher: PreTrainedTokenizerBase, *, keep_decoder
 def _wordpiece_settings(teacher: PreTrainedTokenizerBase, method: str) -> dict[str, Any]:
     model = _backend_json(teacher)["model"]
     if model.get("type") != "WordPiece":
-        raise ConfigError(f"parameter 'method': {method!r} needs a WordPiece teacher tokenizer (BERT-style '##' "
+        raise ValueProblem("method", f"{method!r} needs a WordPiece teacher tokenizer (BERT-style '##' "
                           f"pieces); this teacher's model is {model.get('type')!r}. Use method=train")
     return model
 
@@ -133,12 +133,12 @@ def train_new_tokenizer(teacher: PreTrainedTokenizerBase, texts: Iterable[str], 
     alphabet raises ConfigError naming the minimum. ``texts`` is consumed once (streamed).
     """
     if model_type not in MODEL_TYPES:
-        raise ConfigError(f"parameter 'model_type': expected one of {', '.join(MODEL_TYPES)}, got {model_type!r}")
+        raise ValueProblem("model_type", f"expected one of {', '.join(MODEL_TYPES)}, got {model_type!r}")
     teacher_json = _backend_json(teacher)
     specials = [t["content"] for t in _special_entries(teacher_json)]
     unk = teacher.unk_token or (specials[0] if specials else "[UNK]")
     if vocab_size <= len(specials):
-        raise ConfigError(f"parameter 'vocab_size': expected more than the {len(specials)} special tokens "
+        raise ValueProblem("vocab_size", f"expected more than the {len(specials)} special tokens "
                           f"({', '.join(specials)}) plus the alphabet of the text, got {vocab_size}")
     prefix = teacher_json["model"].get("continuing_subword_prefix") or "##"
     if model_type == "wordpiece":
@@ -170,14 +170,14 @@ def train_new_tokenizer(teacher: PreTrainedTokenizerBase, texts: Iterable[str], 
         core.train_from_iterator(counted(), trainer=trainer)
     except Exception as err:  # the Rust trainers raise a bare Exception, e.g. Unigram's "not large enough"
         if "not large enough" in str(err):
-            raise ConfigError(f"parameter 'vocab_size': {vocab_size} is too small for the alphabet of the text "
+            raise ValueProblem("vocab_size", f"{vocab_size} is too small for the alphabet of the text "
                               f"plus {len(specials)} special tokens ({err})") from None
         raise
     if seen["lines"] == 0 or core.get_vocab_size() <= len(specials):
         raise DataError("the domain text is empty: no words to train a tokenizer on")
     size = core.get_vocab_size(with_added_tokens=True)
     if size > vocab_size:
-        raise ConfigError(f"parameter 'vocab_size': expected at least {size} for this text ({len(specials)} special "
+        raise ValueProblem("vocab_size", f"expected at least {size} for this text ({len(specials)} special "
                           f"tokens + {size - len(specials)} characters of its alphabet and their {prefix} forms), "
                           f"got {vocab_size}")
     tokenizer = _assemble(core, teacher, keep_decoder=model_type != "unigram")
@@ -224,7 +224,7 @@ def trim_vocabulary(teacher: PreTrainedTokenizerBase, word_counts: Counter[str],
     specials = {t["content"] for t in _special_entries(_backend_json(teacher))}
     base = specials | {p for p in teacher_vocab if _single_character(p, prefix)}
     if vocab_size < len(base):
-        raise ConfigError(f"parameter 'vocab_size': expected at least {len(base)} for trim ({len(specials)} special "
+        raise ValueProblem("vocab_size", f"expected at least {len(base)} for trim ({len(specials)} special "
                           f"tokens + {len(base) - len(specials)} single-character pieces of the teacher with their "
                           f"{prefix} forms, kept so that every word still tokenizes), got {vocab_size}")
     pieces_of = _teacher_pieces(teacher, word_counts)
@@ -266,7 +266,7 @@ def extend_vocabulary(teacher: PreTrainedTokenizerBase, word_counts: Counter[str
     _check_text(word_counts)
     teacher_vocab = teacher.get_vocab()
     if vocab_size <= len(teacher_vocab):
-        raise ConfigError(f"parameter 'vocab_size': for extend expected more than the teacher's {len(teacher_vocab)} "
+        raise ValueProblem("vocab_size", f"for extend expected more than the teacher's {len(teacher_vocab)} "
                           f"entries (the words added are vocab_size - {len(teacher_vocab)}), got {vocab_size}")
     unk = settings["unk_token"]
     frequent = [w for w, c in word_counts.items()
@@ -293,7 +293,7 @@ def build_tokenizer(method: str, teacher: PreTrainedTokenizerBase, texts: Callab
     method, ``teacher_pieces_used``: how many teacher pieces the text uses.
     """
     if method not in BUILD_METHODS:
-        raise ConfigError(f"parameter 'method': expected one of {', '.join(BUILD_METHODS)}, got {method!r}")
+        raise ValueProblem("method", f"expected one of {', '.join(BUILD_METHODS)}, got {method!r}")
     counts = count_words(teacher, texts())
     _check_text(counts)
     if method == "train":

@@ -1,19 +1,28 @@
-"""Tests for findistill.resources on a tiny random BERT (no downloads)."""
+"""Tests for findistill.costs.latency on tiny random BERTs (no downloads)."""
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
+import psutil
 import pytest
 import torch
 from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
 
+from findistill.costs import latency
+from findistill.costs.flops import encoder_flops
 from findistill.costs.latency import (
+    FRESH_PROCESS_METRICS,
     RESOURCE_METRICS,
     _batches,
+    _median_metrics,
+    _round_orders,
     format_resources_table,
+    measure_forward_latency,
     measure_latency,
     measure_resources,
+    measure_saved_models,
     tokens_per_word,
 )
 from findistill.costs.size import count_parameters
@@ -40,15 +49,15 @@ SENTENCES = [
 
 
 def tiny_config(**overrides) -> BertConfig:
-    kwargs = dict(
-        vocab_size=V,
-        hidden_size=H,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=2,
-        intermediate_size=FFN,
-        max_position_embeddings=P,
-        num_labels=LABELS,
-    )
+    kwargs = {
+        "vocab_size": V,
+        "hidden_size": H,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": 2,
+        "intermediate_size": FFN,
+        "max_position_embeddings": P,
+        "num_labels": LABELS,
+    }
     kwargs.update(overrides)
     return BertConfig(**kwargs)
 
@@ -128,3 +137,128 @@ def test_format_resources_table_lists_every_metric_with_unit():
     assert "| params_total | 1,234,567 | parameters |" in lines
     assert "| latency_cpu_b1_ms_p50 | 2.5 | ms |" in lines
     assert "| mfu_cpu_b32 | 1.23 % | of fp32 matmul peak |" in lines
+
+
+class FakeClock:
+    """Stands in for ``time`` in the latency module: time moves only when ``advance`` is called."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class SlowTokenizer:
+    """The fixture tokenizer, taking ``seconds`` of fake time per call."""
+
+    def __init__(self, tokenizer, clock: FakeClock, seconds: float):
+        self._tokenizer, self._clock, self._seconds = tokenizer, clock, seconds
+
+    def __call__(self, *args, **kwargs):
+        self._clock.advance(self._seconds)
+        return self._tokenizer(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+def test_mfu_cpu_b32_is_unpadded_encoder_flops_over_forward_time_alone(model, tokenizer, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    slow = SlowTokenizer(tokenizer, clock, seconds=1.0)  # tokenising a batch: 1 s
+    hook = model.register_forward_pre_hook(lambda *_: clock.advance(0.004))  # a forward pass: 4 ms
+    try:
+        # 64 sentences = 2 batches of 32, each the 4 SENTENCES 8 times
+        metrics = measure_resources(model, slow, SENTENCES * 16, n_b1=2, n_b32=2, peak_flops=1e9)
+    finally:
+        hook.remove()
+    # one token per word plus [CLS] and [SEP]; batches are padded to 8 tokens, which must not count
+    seq_lens = [len(s) + 2 for s in SENTENCES] * 16
+    assert max(seq_lens) == 8 and min(seq_lens) == 5
+    flops = encoder_flops(model.config, seq_lens)
+    assert metrics["mfu_cpu_b32"] == pytest.approx(flops / (2 * 0.004) / 1e9)
+    # end-to-end latency still includes the tokenizer
+    assert metrics["latency_cpu_b32_ms_p50"] == pytest.approx(1004.0)
+    assert metrics["latency_cpu_b1_ms_p50"] == pytest.approx(1004.0)
+
+
+def test_measure_forward_latency_times_the_forward_pass_only(model, tokenizer, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    inputs = [dict(tokenizer(s, is_split_into_words=True, return_tensors="pt")) for s in SENTENCES[:3]]
+    calls = []
+
+    def forward_takes_2_ms(*_):
+        calls.append(1)
+        clock.advance(0.002)
+
+    hook = model.register_forward_pre_hook(forward_takes_2_ms)
+    try:
+        ms = measure_forward_latency(model, inputs, warmup=2)
+    finally:
+        hook.remove()
+    assert len(calls) == 2 + 3  # warm-up passes untimed, then each batch once
+    assert ms == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_round_orders_alternate():
+    assert _round_orders(["teacher", "student"], 3) == [
+        ["teacher", "student"], ["student", "teacher"], ["teacher", "student"]]
+    assert _round_orders(["only"], 2) == [["only"], ["only"]]
+
+
+def test_median_metrics_takes_each_metrics_median():
+    runs = [{"a": 1.0, "b": 10.0}, {"a": 3.0, "b": 30.0}, {"a": 2.0, "b": 50.0}]
+    assert _median_metrics(runs) == {"a": 2.0, "b": 30.0}
+    assert _median_metrics(runs[:2]) == {"a": 2.0, "b": 20.0}
+    with pytest.raises(ValueError):
+        _median_metrics([])
+
+
+def test_measure_saved_models_rejects_a_folder_without_a_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        measure_saved_models({"ghost": tmp_path}, SENTENCES)
+
+
+@pytest.fixture(scope="module")
+def saved_pair(tokenizer, tmp_path_factory):
+    """A 1-layer and a 2-layer random classifier, each saved with the tokenizer."""
+    folders, params = {}, {}
+    for name, layers in (("shallow", 1), ("deep", 2)):
+        torch.manual_seed(layers)
+        model = BertForTokenClassification(tiny_config(num_hidden_layers=layers))
+        folder = tmp_path_factory.mktemp(name)
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        folders[name], params[name] = folder, count_parameters(model)["params_total"]
+    return folders, params
+
+
+def test_measure_saved_models_measures_both_in_a_fresh_process(saved_pair):
+    folders, params = saved_pair
+    # 300 MB held by this process: a measurement in this process would see it in peak_rss_mb
+    ballast = b"\x01" * 300_000_000
+    caller_rss_mb = psutil.Process().memory_info().rss / 1e6
+    threads_before = torch.get_num_threads()
+    measured = measure_saved_models(folders, SENTENCES * 10, max_length=32, threads=1, rounds=2, n_b1=3, n_b32=1)
+    assert len(ballast) == 300_000_000
+    assert torch.get_num_threads() == threads_before
+    assert set(measured) == {"shallow", "deep"}
+    for name, metrics in measured.items():
+        assert set(metrics) == set(RESOURCE_METRICS) | set(FRESH_PROCESS_METRICS), name
+        assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), name
+        for key in ("latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50", "throughput_cpu_words_per_s", "mfu_cpu_b32"):
+            assert metrics[key] > 0, (name, key)
+        assert metrics["params_total"] == params[name]
+        assert metrics["cpu_threads"] == 1
+        assert metrics["tokens_per_word"] == 1.0
+        assert 50 < metrics["rss_baseline_mb"] < metrics["peak_rss_mb"] < caller_rss_mb - 150, name
+        assert metrics["peak_rss_increase_mb"] > 0
+    assert measured["deep"]["params_total"] > measured["shallow"]["params_total"]
+    assert measured["deep"]["model_size_mb"] > measured["shallow"]["model_size_mb"]
+    # one process: the baseline before any model was loaded is shared
+    assert measured["deep"]["rss_baseline_mb"] == measured["shallow"]["rss_baseline_mb"]

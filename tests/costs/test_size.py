@@ -24,15 +24,15 @@ H, P, LAYERS, FFN, LABELS = 32, 64, 2, 64, 5
 
 
 def tiny_config(**overrides) -> BertConfig:
-    kwargs = dict(
-        vocab_size=V,
-        hidden_size=H,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=2,
-        intermediate_size=FFN,
-        max_position_embeddings=P,
-        num_labels=LABELS,
-    )
+    kwargs = {
+        "vocab_size": V,
+        "hidden_size": H,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": 2,
+        "intermediate_size": FFN,
+        "max_position_embeddings": P,
+        "num_labels": LABELS,
+    }
     kwargs.update(overrides)
     return BertConfig(**kwargs)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from findistill.data.corpus import SPLITS, DataError, Sentence
-from findistill.data.readers import read_conll, read_file, read_hf_dataset, read_jsonl
+from findistill.data.readers import read_conll, read_file, read_file_located, read_hf_dataset, read_jsonl
 from findistill.data.splits import load_ner_data
 
 
@@ -34,6 +34,22 @@ def test_read_conll_four_columns_docstart_blank_lines_crlf(tmp_path):
         Sentence(["Bank"], ["I-ORG"]),  # -DOCSTART- ends the sentence even without a blank line
         Sentence(["Smith"], ["I-PER"]),
     ]
+
+
+def test_located_conll_numbers_documents_by_docstart_lines(tmp_path):
+    text = ("Intro O\n\n"
+            "-DOCSTART- -X- O O\n\nA O\n\nB O\n\n"
+            "-DOCSTART- -X- O O\n-DOCSTART- -X- O O\n\nC O\n")
+    located = read_file_located(write(tmp_path, "train.txt", text))
+    assert [s.tokens[0] for s in located.sentences] == ["Intro", "A", "B", "C"]
+    assert located.lines == [1, 5, 7, 12]
+    # a sentence before the first -DOCSTART- is document 0; an empty document still counts
+    assert located.documents == [0, 1, 1, 3]
+
+
+def test_located_file_without_docstart_has_no_documents(tmp_path):
+    assert read_file_located(write(tmp_path, "a.conll", "A O\n\nB O\n")).documents is None
+    assert read_file_located(write(tmp_path, "a.jsonl", '{"tokens": ["A"], "tags": ["O"]}\n')).documents is None
 
 
 def test_read_conll_two_columns_keeps_tags_and_unicode(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from conftest import LABELS, shared_corpus
 
 from findistill.data.corpus import SPLITS, DataError, Sentence
-from findistill.data.readers import read_conll, read_jsonl
+from findistill.data.readers import read_conll, read_file_located, read_jsonl
 from findistill.data.splits import load_ner_data, write_splits
 from findistill.data.tags import to_iob2
 
@@ -43,6 +43,46 @@ def entity_count(sentences: list[Sentence]) -> int:
     return sum(tag.startswith("B-") for s in sentences for tag in s.tags)
 
 
+def documents_corpus(sizes: list[int]) -> str:
+    """Returns a two-column IO corpus with one document of ``sizes[d]`` sentences per entry.
+
+    Every token names its document and sentence (``D{d}S{i}``), so a sentence tells its document.
+    """
+    documents = []
+    for d, size in enumerate(sizes):
+        sentences = [f"D{d}S{i} I-{('PER', 'ORG')[i % 2]}\nsaid O\n" for i in range(size)]
+        documents.append("-DOCSTART- -X- O O\n\n" + "\n".join(sentences))
+    return "\n".join(documents)
+
+
+def document_ids(sentences: list[Sentence]) -> set[str]:
+    """Returns the documents (``D{d}``) that the sentences of :func:`documents_corpus` come from."""
+    return {s.tokens[0].split("S")[0] for s in sentences}
+
+
+def documents_of(path: Path) -> list[list[list[str]]]:
+    """Returns the sentences (token lists) of each document of a CoNLL file, in file order."""
+    located = read_file_located(path)
+    assert located.documents is not None
+    grouped: dict[int, list[list[str]]] = {}
+    for sentence, document in zip(located.sentences, located.documents):
+        grouped.setdefault(document, []).append(sentence.tokens)
+    return list(grouped.values())
+
+
+def assert_whole_documents(splits: dict[str, list[Sentence]], documents: list[list[list[str]]]) -> dict[str, int]:
+    """Asserts every split is a run of whole documents in file order; returns the documents per split."""
+    tokens = {split: [s.tokens for s in sentences] for split, sentences in splits.items()}
+    at = dict.fromkeys(tokens, 0)
+    taken = dict.fromkeys(tokens, 0)
+    for document in documents:
+        split = next(name for name in tokens if tokens[name][at[name]:at[name] + len(document)] == document)
+        at[split] += len(document)
+        taken[split] += 1
+    assert at == {split: len(t) for split, t in tokens.items()}
+    return taken
+
+
 def test_folder_with_train_and_validation_uses_validation_as_test(tmp_path):
     write(tmp_path, "train.conll", io_corpus(40))
     write(tmp_path, "dev.conll", io_corpus(5))
@@ -68,6 +108,78 @@ def test_single_file_is_split_three_ways_deterministically(tmp_path):
     # the three parts are disjoint and cover the corpus
     tokens = sorted(s.tokens[0] for split in SPLITS for s in first.splits[split])
     assert tokens == sorted(f"Word{i}" for i in range(50))
+
+
+def test_validation_cut_from_train_is_whole_documents(tmp_path):
+    write(tmp_path, "train.conll", documents_corpus([6, 3, 5, 4, 7, 5]))
+    write(tmp_path, "test.conll", io_corpus(4))
+    data = load_ner_data(tmp_path, validation_fraction=0.2)
+    validation, train = data.splits["validation"], data.splits["train"]
+    assert validation and data.validation_unit == "document"
+    assert not document_ids(validation) & document_ids(train)
+    assert document_ids(validation) | document_ids(train) == {f"D{d}" for d in range(6)}
+    assert len(validation) + len(train) == 30 and abs(len(validation) - 6) <= 3
+    chosen = len(document_ids(validation))
+    assert f"validation: {chosen} whole document{'s' if chosen > 1 else ''} of {tmp_path / 'train.conll'} " \
+           f"(seed 42): {len(validation)} of 30 sentences" in data.notes
+    assert data.files["validation"] == \
+        f"split from {tmp_path / 'train.conll'} (seed 42, whole documents, {len(validation)} sentences)"
+    # deterministic per seed, and the seed chooses the documents
+    assert load_ner_data(tmp_path, validation_fraction=0.2).splits == data.splits
+    chosen_by_seed = {frozenset(document_ids(load_ner_data(tmp_path, seed=seed, validation_fraction=0.2)
+                                             .splits["validation"])) for seed in range(10)}
+    assert len(chosen_by_seed) > 1
+
+
+def test_validation_documents_come_near_the_fraction(tmp_path):
+    """Documents that take the part closer to its share of sentences are taken, others left."""
+    write(tmp_path, "train.conll", documents_corpus([30, 2, 2, 2, 2, 2]))
+    write(tmp_path, "test.conll", io_corpus(4))
+    for seed in range(5):  # 10% of 40 sentences: two 2-sentence documents, never the 30-sentence one
+        data = load_ner_data(tmp_path, seed=seed)
+        assert len(data.splits["validation"]) == 4 and len(document_ids(data.splits["validation"])) == 2
+    write(tmp_path, "train.conll", documents_corpus([10, 12, 10]))
+    data = load_ner_data(tmp_path)  # every document is far above 10%: the smallest is taken
+    assert len(data.splits["validation"]) == 10 and len(data.splits["train"]) == 22
+
+
+def test_single_file_with_documents_is_split_three_ways_by_documents(tmp_path):
+    write(tmp_path, "corpus.conll", documents_corpus([4, 5, 3, 6, 4, 5, 3, 4, 6, 5]))
+    data = load_ner_data(tmp_path)
+    parts = [document_ids(data.splits[split]) for split in SPLITS]
+    assert all(parts) and data.validation_unit == "document"
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(len(data.splits[split]) for split in SPLITS) == 45
+    assert any(note.startswith("test: ") and "whole document" in note for note in data.notes)
+    assert load_ner_data(tmp_path).splits == data.splits
+
+
+@pytest.mark.parametrize("text, reason", [
+    (io_corpus(40), "no document boundaries"),
+    ("-DOCSTART- -X- O O\n\n" + io_corpus(40), "only one document"),
+])
+def test_train_without_documents_is_split_by_sentences(tmp_path, text, reason):
+    write(tmp_path, "train.conll", text)
+    write(tmp_path, "test.conll", io_corpus(4))
+    data = load_ner_data(tmp_path)
+    assert data.validation_unit == "sentence" and [len(data.splits[s]) for s in SPLITS] == [36, 4, 4]
+    assert f"validation: sentence-level split ({reason}): 4 of 40 sentences of {tmp_path / 'train.conll'} " \
+           "drawn at random (seed 42)" in data.notes
+    assert data.files["validation"] == f"split from {tmp_path / 'train.conll'} (seed 42, 10%)"
+
+
+def test_single_file_with_too_few_documents_for_three_parts_is_split_by_sentences(tmp_path):
+    write(tmp_path, "corpus.conll", documents_corpus([20, 20]))
+    data = load_ner_data(tmp_path)
+    assert data.validation_unit == "sentence" and [len(data.splits[s]) for s in SPLITS] == [32, 4, 4]
+    assert any("sentence-level split (only 2 documents, too few for whole-document validation, test and train "
+               "parts)" in note for note in data.notes)
+
+
+def test_given_validation_is_recorded_as_given(tmp_path):
+    for split in SPLITS:
+        write(tmp_path, f"{split}.conll", io_corpus(5))
+    assert load_ner_data(tmp_path).validation_unit == "given"
 
 
 def test_max_sentences_keeps_first_sentences_but_full_label_set(tmp_path):
@@ -114,7 +226,15 @@ def test_sec_filings():
     assert data.scheme == "IO"
     assert data.labels == CONLL_LABELS
     assert len(data.splits["train"]) + len(data.splits["validation"]) == 1164
-    assert len(data.splits["validation"]) == 116
+    # FIN5 holds 5 documents (276, 89, 272, 395 and 132 sentences): validation is the one whole
+    # document closest to 10% of the sentences, never sentences of the documents train keeps
+    documents = documents_of(folder / "FIN5.txt")
+    assert [len(d) for d in documents] == [276, 89, 272, 395, 132]
+    taken = assert_whole_documents({s: data.splits[s] for s in ("train", "validation")}, documents)
+    assert taken == {"train": 4, "validation": 1} and len(data.splits["validation"]) in (89, 132)
+    assert data.validation_unit == "document"
+    assert f"validation: 1 whole document of {folder / 'FIN5.txt'} (seed 42): " \
+           f"{len(data.splits['validation'])} of 1164 sentences" in data.notes
     assert len(data.splits["test"]) == 303
     assert entity_count(data.splits["test"]) == 318
     assert sum(len(s.tokens) for s in data.splits["test"]) == 13246
@@ -148,8 +268,11 @@ def test_wikigold_single_file_split():
     data = load_ner_data(folder)
     sizes = [len(data.splits[s]) for s in SPLITS]
     assert data.scheme == "IO" and data.labels == CONLL_LABELS
-    tenth = int(total * 0.1 + 0.5)
-    assert sum(sizes) == total and sizes == [total - 2 * tenth, tenth, tenth]
+    assert sum(sizes) == total and data.validation_unit == "document"
+    # 145 articles: validation and test are whole articles, each about a tenth of the sentences
+    taken = assert_whole_documents(data.splits, documents_of(folder / "wikigold.conll.txt"))
+    assert sum(taken.values()) == 145 and min(taken.values()) >= 1
+    assert all(abs(size - total * 0.1) < 0.02 * total for size in sizes[1:])
     assert load_ner_data(folder).splits == data.splits
     assert load_ner_data(folder, seed=1).splits["test"] != data.splits["test"]
 

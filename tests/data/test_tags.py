@@ -7,7 +7,7 @@ import re
 import pytest
 
 from findistill.data.corpus import DataError
-from findistill.data.tags import build_label_list, detect_scheme, to_iob2
+from findistill.data.tags import build_label_list, detect_scheme, entity_spans, to_iob2
 
 
 @pytest.mark.parametrize("tags, scheme", [
@@ -51,3 +51,14 @@ def test_to_iob2_rejects_invalid_sequences(scheme, tags, says):
 def test_build_label_list_is_sorted_and_stable():
     assert build_label_list(["PER", "ORG", "PER", "LOC"]) == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
     assert build_label_list([]) == ["O"]
+
+
+def test_entity_spans_of_adjacent_entities_and_entity_at_the_end():
+    tags = ("B-ORG", "B-ORG", "I-ORG", "O", "B-PER", "I-PER", "B-LOC", "B-PER", "I-PER")
+    assert entity_spans(tags) == [("ORG", 0, 1), ("ORG", 1, 3), ("PER", 4, 6), ("LOC", 6, 7), ("PER", 7, 9)]
+    assert entity_spans(["B-MISC"]) == [("MISC", 0, 1)]
+    assert entity_spans(["O", "O"]) == [] and entity_spans([]) == []
+
+
+def test_entity_spans_reads_a_stray_i_tag_as_an_entity_start():
+    assert entity_spans(["O", "I-ORG", "I-ORG", "I-PER"]) == [("ORG", 1, 3), ("PER", 3, 4)]

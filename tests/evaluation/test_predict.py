@@ -16,10 +16,28 @@ def test_spans_from_tags_maps_back_to_characters():
     assert spans[0]["score"] == pytest.approx(0.8) and spans[1]["start"] == text.index("First")
 
 
+def test_spans_from_tags_splits_adjacent_entities_of_one_type():
+    text = "Acme Borealis Bank merged"
+    words = split_words(text)
+    spans = spans_from_tags(words, ["B-ORG", "B-ORG", "I-ORG", "O"], text)
+    assert [(s["entity"], s["text"], s["start"], s["end"], s["score"]) for s in spans] == [
+        ("ORG", "Acme", 0, 4, 1.0), ("ORG", "Borealis Bank", 5, 18, 1.0)]
+
+
 def test_tag_texts_returns_spans_for_each_text(tiny_classifier):
+    import copy
+
+    import torch
+
     model, tokenizer = tiny_classifier
-    results = tag_texts(model, tokenizer, ["Acme Corp. hired Dana Whitfield.", ""])
+    model = copy.deepcopy(model)
+    with torch.no_grad():  # a head that tags every word B-ORG: each word becomes an entity of its own
+        model.classifier.bias.zero_()
+        model.classifier.bias[model.config.label2id["B-ORG"]] = 100.0
+    text = "Acme Corp. hired Dana Whitfield."
+    results = tag_texts(model, tokenizer, [text, ""])
     assert len(results) == 2 and results[1] == []
+    assert [span["text"] for span in results[0]] == ["Acme", "Corp.", "hired", "Dana", "Whitfield", "."]
     for span in results[0]:
-        assert set(span) == {"entity", "text", "start", "end", "score"}
-        assert 0.0 <= span["score"] <= 1.0
+        assert set(span) == {"entity", "text", "start", "end", "score"} and span["entity"] == "ORG"
+        assert text[span["start"]:span["end"]] == span["text"] and 0.99 <= span["score"] <= 1.0

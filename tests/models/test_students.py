@@ -6,7 +6,7 @@ import torch
 from conftest import LABELS
 from transformers import BertConfig, BertForTokenClassification
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.models.students import build_student, keep_layers, map_layers, select_layers
 from findistill.models.words import word_outputs
 
@@ -28,15 +28,15 @@ def test_select_layers_named_and_explicit():
     assert select_layers(6, 2, "first") == [0, 1]
     assert select_layers(6, 0, "1,3,5") == [1, 3, 5]
     assert select_layers(6, 6) == list(range(6))
-    with pytest.raises(ConfigError, match="deeper than its teacher.*7 layers asked, the teacher has 6"):
+    with pytest.raises(ValueProblem, match="student_layers: a student cannot be deeper than its teacher.*7 layers asked, the teacher has 6"):
         select_layers(6, 7)
-    with pytest.raises(ConfigError, match="0..5"):
+    with pytest.raises(ValueProblem, match="0..5"):
         select_layers(6, 0, "2,6")
-    with pytest.raises(ConfigError, match="increasing"):
+    with pytest.raises(ValueProblem, match="increasing"):
         select_layers(6, 0, "3,1")
-    with pytest.raises(ConfigError, match="lists 2 layers but student_layers is 3"):
+    with pytest.raises(ValueProblem, match="lists 2 layers but student_layers is 3"):
         select_layers(6, 3, "0,5")
-    with pytest.raises(ConfigError, match="layer_selection"):
+    with pytest.raises(ValueProblem, match="layer_selection"):
         select_layers(6, 2, "every-other")
 
 
@@ -78,7 +78,7 @@ def test_map_layers():
     assert map_layers(1, 6) == [(1, 6)]
     assert map_layers(2, 6, "last") == [(2, 6)]
     assert map_layers(2, 6, "0:0,2:6") == [(0, 0), (2, 6)]
-    with pytest.raises(ConfigError, match="out of range"):
+    with pytest.raises(ValueProblem, match="out of range"):
         map_layers(2, 6, "3:6")
-    with pytest.raises(ConfigError, match="hidden_layers"):
+    with pytest.raises(ValueProblem, match="hidden_layers"):
         map_layers(2, 6, "top")

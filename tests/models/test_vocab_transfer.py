@@ -8,7 +8,7 @@ import torch
 from conftest import FINANCE, SPECIALS, wordpiece_tokenizer
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.models.loading import resolve_model_path
 from findistill.models.vocab_transfer import old_pieces_splitter, plan_transfer, transfer_matrix, transfer_model
 from findistill.vocab.build import count_words, extend_vocabulary, train_new_tokenizer, trim_vocabulary
@@ -69,7 +69,7 @@ def test_pvt_copies_exact_matches_and_random_copies_nothing():
     first = transfer_matrix(matrix, random_plan, generator=torch.Generator().manual_seed(1))
     again = transfer_matrix(matrix, random_plan, generator=torch.Generator().manual_seed(1))
     assert torch.equal(first, again) and not torch.equal(first[n["bank"]], matrix[o["bank"]])
-    with pytest.raises(ConfigError, match="parameter 'method'"):
+    with pytest.raises(ValueProblem, match="method"):
         plan_transfer(old, new, "magic")
 
 

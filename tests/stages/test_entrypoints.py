@@ -16,6 +16,9 @@ from mlflow.tracking import MlflowClient
 
 from findistill.cli import main as cli_main
 from findistill.costs.latency import RESOURCE_METRICS
+from findistill.evaluation.predict import tag_texts
+from findistill.models.loading import load_token_classifier, load_tokenizer
+from findistill.tracking.runs import localize_model
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +80,10 @@ def test_mlflow_run_chain(mlflow_store, tiny_encoder_dir, tmp_path):
     assert evaluated["metrics.test_f1"] == pytest.approx(tuned["metrics.test_f1"], abs=1e-9)
 
     served = mlflow.pyfunc.load_model(f"runs:/{tuned.run_id}/model")
-    (spans,) = served.predict({"text": ["The Borrower , Acme Holdings Inc. , is located in Dallas , Texas ."]})
-    assert isinstance(spans, list) and all({"entity", "start", "end", "text"} <= set(s) for s in spans)
+    texts = ["The Borrower , Acme Holdings Inc. , is located in Dallas , Texas .", ""]
+    hf_dir = localize_model(f"runs:/{tuned.run_id}/model")
+    expected = tag_texts(load_token_classifier(hf_dir), load_tokenizer(hf_dir), texts, max_length=64)
+    assert served.predict({"text": texts}) == expected  # the served model answers as the trained one
 
 
 def test_bad_input_fails_through_mlflow_run_with_file_and_line(mlflow_store, tmp_path):

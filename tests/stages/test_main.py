@@ -129,3 +129,9 @@ def test_distill_adapt_distill_chains_general_distillation_and_both_adaptations(
     assert student.data.params["student_init"] == f"runs:/{children['adapt-student']}/model"
     assert student.data.tags["findistill.student_vocab_size"] == "2000"  # the domain vocabulary came through
     assert "test_f1" in mlflow.get_run(children["evaluate-student"]).data.metrics
+
+
+def test_a_bad_tokenizer_size_names_mains_own_parameter(mlflow_store, tiny_encoder_dir, capsys):
+    assert cli_main(_main_args(tiny_encoder_dir, "--strategy", "finetune-distill", "--tokenizer_vocab_size", "50")) == 2
+    err = capsys.readouterr().err
+    assert "parameter 'tokenizer_vocab_size'" in err and "parameter 'vocab_size'" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import wordpiece_tokenizer
 
@@ -12,6 +13,7 @@ from findistill.training.mlm import (
     _l2r_rows,
     general_distill,
     heldout_mlm_loss,
+    mask_once,
     mlm_examples,
     pseudo_perplexity,
     train_mlm,
@@ -95,11 +97,53 @@ def test_masked_lm_training_lowers_pseudo_perplexity_on_held_out_text(tmp_path):
     assert summary["epochs_run"] == 4 and summary["train_examples"] == len(corpus)
 
 
-def test_heldout_mlm_loss_draws_the_same_masks_for_the_same_seed():
+def test_mask_seeds_give_the_same_masks_again_and_other_masks_for_another_seed():
+    tok = wordpiece_tokenizer(PIECES)
+    text = [["Nasdaq", "lender", "said", "shares", "rose", "U.S."]] * 8
+    examples = mlm_examples(tok, text, max_length=32)
+
+    def collated_masks(seed: int) -> torch.Tensor:
+        return WholeWordMaskCollator(tok, mlm_probability=0.4, seed=seed)([dict(e) for e in examples])["labels"]
+
+    def fixed_masks(seed: int) -> list[list[int]]:
+        return [e["labels"] for e in mask_once(tok, examples, 0.4, seed)]
+
+    a = collated_masks(5)
+    assert (a != -100).any()  # something is masked, so equal masks below mean something
+    assert torch.equal(a, collated_masks(5))
+    assert not torch.equal(a, collated_masks(6))
+    assert fixed_masks(5) == fixed_masks(5) and fixed_masks(5) != fixed_masks(6)
+    model = tiny_mlm(len(tok))
+    loss = heldout_mlm_loss(model, tok, text, mlm_probability=0.4, seed=5)
+    assert heldout_mlm_loss(model, tok, text, mlm_probability=0.4, seed=5) == loss
+    assert heldout_mlm_loss(model, tok, text, mlm_probability=0.4, seed=6) != loss
+
+
+def test_held_out_masks_do_not_depend_on_the_batching():
     tok = wordpiece_tokenizer(PIECES)
     model = tiny_mlm(len(tok))
-    text = [["Nasdaq", "lender", "said", "shares", "rose"]] * 8
-    assert heldout_mlm_loss(model, tok, text, seed=5) == heldout_mlm_loss(model, tok, text, seed=5)
+    text = [["Nasdaq", "lender", "said"], ["shares", "rose", "U.S.", "said"], ["lender", "rose"]] * 5
+    whole = heldout_mlm_loss(model, tok, text, batch_size=64, mlm_probability=0.4, seed=2)
+    assert heldout_mlm_loss(model, tok, text, batch_size=4, mlm_probability=0.4, seed=2) == pytest.approx(whole)
+
+
+def test_masked_lm_training_stops_early_and_keeps_its_best_epoch(tmp_path):
+    """Training on other words than the held-out text's makes the held-out loss rise after epoch 1."""
+    tok = wordpiece_tokenizer(PIECES)
+    model = tiny_mlm(len(tok), seed=1)
+    corpus = [["Nasdaq", "lender", "said"], ["lender", "said", "Nasdaq"]] * 20
+    heldout = [["shares", "rose", "U.S."], ["U.S.", "shares", "rose"]] * 4
+    settings = TrainSettings(epochs=6, batch_size=8, learning_rate=3e-3, warmup_ratio=0.0, max_length=32, seed=0,
+                             patience=1)
+    logged = []
+    summary = train_mlm(model, tok, corpus, heldout, settings, tmp_path / "ckpt", mlm_probability=0.3,
+                        on_epoch=lambda metrics, epoch: logged.append((epoch, metrics["val_loss"])), progress=False)
+    assert [epoch for epoch, _ in logged] == [1, 2] and logged[1][1] > logged[0][1]  # worse once: stop
+    assert summary["epochs_run"] == 2 and summary["best_epoch"] == 1
+    assert summary["best_val_loss"] == pytest.approx(logged[0][1])
+    # the model holds epoch 1's weights: its loss on the same masks is epoch 1's val_loss
+    restored = heldout_mlm_loss(model, tok, heldout, max_length=32, mlm_probability=0.3, seed=settings.seed)
+    assert restored == pytest.approx(logged[0][1], rel=1e-5)
 
 
 def test_general_distillation_pulls_student_states_towards_the_teacher_across_tokenizers(tmp_path):
@@ -108,11 +152,32 @@ def test_general_distillation_pulls_student_states_towards_the_teacher_across_to
     teacher = tiny_mlm(len(teacher_tok), layers=2, width=32, seed=2)
     student = tiny_mlm(len(student_tok), layers=1, width=16, seed=3)
     words = [["Nasdaq", "lender", "said", "shares", "rose"], ["shares", "rose", "U.S.", "lender"]] * 12
+    heldout = [["lender", "said", "U.S.", "shares"], ["Nasdaq", "rose"]]
     layer_map = map_layers(1, 2, "uniform")
     losses = LossSettings(kd_weight=0.0, ce_weight=0.0, hidden_weight=1.0, layer_map=layer_map)
     settings = TrainSettings(epochs=6, batch_size=8, learning_rate=5e-3, warmup_ratio=0.0, max_length=32, seed=0)
     logged = []
-    general_distill(student, student_tok, teacher, teacher_tok, words, settings, losses, tmp_path / "ckpt",
-                    on_epoch=lambda metrics, epoch: logged.append(metrics["train_loss_hidden"]), progress=False)
-    assert len(logged) == 6 and logged[-1] < 0.7 * logged[0], logged
+    summary = general_distill(student, student_tok, teacher, teacher_tok, words, settings, losses, tmp_path / "ckpt",
+                              heldout=heldout, on_epoch=lambda metrics, epoch: logged.append(metrics),
+                              progress=False)
+    train_losses = [m["train_loss_hidden"] for m in logged]
+    assert len(logged) == 6 and train_losses[-1] < 0.7 * train_losses[0], train_losses
+    val_losses = [m["val_loss"] for m in logged]  # the held-out hidden-state loss of each epoch
+    assert summary["best_val_loss"] == pytest.approx(min(val_losses))
+    assert summary["best_epoch"] == 1 + val_losses.index(min(val_losses))
+    # before: through the untrained projection; after: the best epoch's weights, as logged for that epoch
+    assert summary["heldout_hidden_loss_after"] == pytest.approx(min(val_losses), rel=1e-5)
+    assert summary["heldout_hidden_loss_after"] < 0.7 * summary["heldout_hidden_loss_before"]
     assert not hasattr(student.base_model, "findistill_projections")  # the projection is dropped afterwards
+
+
+def test_general_distillation_without_held_out_text_runs_every_epoch(tmp_path):
+    tok = wordpiece_tokenizer(PIECES)
+    teacher, student = tiny_mlm(len(tok), seed=2), tiny_mlm(len(tok), layers=1, seed=3)
+    losses = LossSettings(kd_weight=0.0, ce_weight=0.0, hidden_weight=1.0, layer_map=map_layers(1, 2, "uniform"))
+    settings = TrainSettings(epochs=2, batch_size=8, learning_rate=5e-3, warmup_ratio=0.0, max_length=32, seed=0,
+                             patience=1)
+    summary = general_distill(student, tok, teacher, tok, [["Nasdaq", "lender", "said"]] * 8, settings, losses,
+                              tmp_path / "ckpt", progress=False)
+    assert summary["epochs_run"] == 2 and "best_epoch" not in summary
+    assert "heldout_hidden_loss_after" not in summary

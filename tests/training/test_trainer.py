@@ -83,3 +83,55 @@ def test_trainer_f1_equals_independent_evaluation(tiny_encoder_dir, finer_slice,
     assert independent["precision"] > 0  # the check below is not vacuous
     for key in ("precision", "recall", "f1"):
         assert from_trainer[f"eval_{key}"] == pytest.approx(independent[key], abs=1e-12), key
+
+
+def _fake_cuda(monkeypatch, count: int) -> list:
+    """Make torch report ``count`` CUDA devices; returns the list that records ``set_device`` calls."""
+    import torch
+
+    calls: list = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(torch.device(device)))
+    return calls
+
+
+def test_training_arguments_pin_the_cuda_device_asked_for(monkeypatch, tmp_path):
+    """Without a GPU this checks what the Trainer would use: the arguments' device, no DataParallel,
+    the current CUDA device and the device Accelerate places models and batches on."""
+    import torch
+    from accelerate import Accelerator
+
+    from findistill.training.trainer import training_arguments
+
+    calls = _fake_cuda(monkeypatch, count=2)
+    args = training_arguments(TrainSettings(), tmp_path, device="cuda:1")
+    assert args.device == torch.device("cuda", 1)
+    assert args.n_gpu == 1 and not args.use_cpu  # one GPU, not nn.DataParallel over both
+    assert calls[-1] == torch.device("cuda", 1)  # left as the current CUDA device
+    assert Accelerator().device == torch.device("cuda", 1)  # what the Trainer's Accelerator would place on
+    assert args.dataloader_pin_memory
+    plain = training_arguments(TrainSettings(), tmp_path, device="cuda")
+    assert plain.device == torch.device("cuda", 0) and plain.n_gpu == 1
+
+
+def test_training_arguments_for_the_cpu_ignore_a_present_gpu(monkeypatch, tmp_path):
+    import torch
+
+    from findistill.training.trainer import training_arguments
+
+    calls = _fake_cuda(monkeypatch, count=2)
+    args = training_arguments(TrainSettings(), tmp_path, device="cpu")
+    assert args.device == torch.device("cpu") and args.n_gpu == 0 and args.use_cpu
+    assert not args.dataloader_pin_memory and calls == []
+
+
+def test_a_cuda_device_that_is_not_there_or_another_kind_is_refused_naming_the_device(monkeypatch, tmp_path):
+    from findistill.config import ConfigError
+    from findistill.training.trainer import training_arguments
+
+    _fake_cuda(monkeypatch, count=2)
+    with pytest.raises(ConfigError, match=r"parameter 'device': 'cuda:2' requested but 2 CUDA device"):
+        training_arguments(TrainSettings(), tmp_path, device="cuda:2")
+    with pytest.raises(ConfigError, match=r"parameter 'device': expected cpu, cuda or cuda:N, got 'mps'"):
+        training_arguments(TrainSettings(), tmp_path, device="mps")

@@ -20,3 +20,16 @@ def test_swap_mentions_replaces_entities_by_same_type_mentions():
     assert len({tuple(w) for w in out}) > 2  # new combinations, not copies
     held_out = [Sentence(["Acme", "Corp", "hired", "Dana"], ["O"] * 4)]
     assert ["Acme", "Corp", "hired", "Dana"] not in select_transfer(out, 100, 0, held_out)
+
+
+def test_swap_mentions_swaps_adjacent_mentions_one_by_one():
+    train = [Sentence(["Acme", "Borealis", "Bank", "merged"], ["B-ORG", "B-ORG", "I-ORG", "O"])]
+    out = swap_mentions(train, 40, seed=1)
+    mentions = (["Acme"], ["Borealis", "Bank"])
+    assert out and all(words[-1] == "merged" for words in out)
+    seen = set()
+    for words in out:
+        first = next(m for m in mentions if words[:len(m)] == m)
+        assert words[len(first):-1] in mentions
+        seen.add(tuple(words))
+    assert len(seen) == 4  # each of the two mentions is drawn on its own

@@ -5,7 +5,7 @@ import pytest
 from conftest import FINANCE, SPECIALS
 from transformers import AutoTokenizer
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.data.corpus import DataError
 from findistill.models.loading import load_tokenizer
 from findistill.vocab.build import build_tokenizer, count_words, extend_vocabulary, train_new_tokenizer, trim_vocabulary
@@ -81,13 +81,13 @@ def test_build_reads_a_fresh_stream_per_pass(packaged_tokenizer):
 def test_bad_builds_name_the_parameter(packaged_tokenizer):
     with pytest.raises(DataError, match="domain text is empty"):
         build_tokenizer("train", packaged_tokenizer, lambda: iter([]), 8000)
-    with pytest.raises(ConfigError, match=r"parameter 'vocab_size': expected at least \d+ for this text"):
+    with pytest.raises(ValueProblem, match=r"vocab_size: expected at least \d+ for this text"):
         train_new_tokenizer(packaged_tokenizer, iter(FINANCE), 20)
-    with pytest.raises(ConfigError, match=r"parameter 'vocab_size': expected at least 1999 for trim"):
+    with pytest.raises(ValueProblem, match=r"vocab_size: expected at least 1999 for trim"):
         trim_vocabulary(packaged_tokenizer, count_words(packaged_tokenizer, FINANCE), 1000)
-    with pytest.raises(ConfigError, match=r"parameter 'vocab_size': for extend expected more than the teacher's 30522"):
+    with pytest.raises(ValueProblem, match=r"vocab_size: for extend expected more than the teacher's 30522"):
         extend_vocabulary(packaged_tokenizer, count_words(packaged_tokenizer, FINANCE), 8000)
-    with pytest.raises(ConfigError, match="parameter 'method'"):
+    with pytest.raises(ValueProblem, match="method"):
         build_tokenizer("chop", packaged_tokenizer, lambda: iter(FINANCE), 8000)
-    with pytest.raises(ConfigError, match="parameter 'model_type'"):
+    with pytest.raises(ValueProblem, match="model_type"):
         train_new_tokenizer(packaged_tokenizer, iter(FINANCE), 8000, model_type="sentencepiece")
