@@ -11,9 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-compile --disable-pip-version-check -e ".[test]"  # torch==2.13.0 pinned in pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed

@@ -7,8 +7,10 @@
 Per corpus: the teacher (``--teacher corpus=ref``, or fine-tuned here with seed 42), trimmed
 domain tokenizers (``train_tokenizer``, 8k; 16k for a lever), then every student variant x seed through ``mlflow run``
 (``finetune`` with a student spec for the no-KD baselines, ``distill`` for KD), all with the same
-optimisation budget. Runs are named ``<variant>-s<seed>`` in experiment ``distill-<corpus>``; a
-finished run is not run again, so an interrupted benchmark resumes. ``--workers 2`` trains two
+optimisation budget. Runs are named ``<variant>-s<seed>`` in experiment ``distill-<corpus>`` and
+found again by their stage cache key (parameters, input files, code version; ``stage_runs.py``): a
+finished run with the same key is not run again, so an interrupted benchmark resumes, and one
+left RUNNING by a process that died is marked FAILED and run again. ``--workers 2`` trains two
 runs at a time with one thread each.
 
 Resource costs are measured afterwards, side by side in this one process on an otherwise idle
@@ -24,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stage_runs import finished_run, launch, stage_key, wait_while_running  # the sibling module
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -64,65 +67,46 @@ def _mlflow():
     return mlflow
 
 
-def finished_run(experiment: str, name: str):
-    """The latest FINISHED run named ``name`` in ``experiment``, or None."""
-    mlflow = _mlflow()
-    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list",
-                              filter_string=f"attributes.run_name = '{name}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
-    return runs[0] if runs else None
-
-
-def wait_for_running(experiment: str, name: str, poll: float = 20.0) -> None:
-    """Wait while another process is training a run of that name (a benchmark restarted mid-way)."""
-    mlflow = _mlflow()
-    while mlflow.search_runs(experiment_names=[experiment], output_format="list",
-                             filter_string=f"attributes.run_name = '{name}' and attributes.status = 'RUNNING'"):
-        time.sleep(poll)
-
-
-def mlflow_run(entry: str, experiment: str, name: str, params: dict[str, str], threads: int | None = None) -> str:
-    """``mlflow run . -e entry`` unless a finished run of that name exists; returns the run id."""
-    wait_for_running(experiment, name)
-    done = finished_run(experiment, name)
+def mlflow_run(entry: str, experiment: str, name: str, params: dict[str, str], threads: int | None = None, *,
+               reuse_only: bool = False) -> str:
+    """``mlflow run . -e entry`` as run ``name`` unless a finished run with the same cache key (stage,
+    parameters, input files, code) exists; returns the run id. A run of that key still RUNNING elsewhere
+    is waited for (see :func:`stage_runs.wait_while_running`). ``reuse_only``: never run, raise
+    LookupError when there is no finished run."""
+    key = stage_key(entry, params)
+    if not reuse_only:
+        wait_while_running(experiment, key)
+    done = finished_run(experiment, key)
     if done is not None:
         print(f"[reuse] {experiment}/{name}: {done.info.run_id}", flush=True)
         return done.info.run_id
-    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local",
-               "--experiment-name", experiment, "--run-name", name]
-    for key, value in params.items():
-        command += ["-P", f"{key}={value}"]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if reuse_only:
+        raise LookupError(f"{experiment}/{name}: no finished {entry} run with these parameters and this code "
+                          f"(cache key {key}); run the benchmark without --collect-only first")
     log = RESULTS / "logs" / f"{experiment}-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"[run] {experiment}/{name} (log: {log.relative_to(REPO)})", flush=True)
-    with open(log, "w") as handle:
-        subprocess.run(command, check=True, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
-    run = finished_run(experiment, name)
-    if run is None:
-        raise RuntimeError(f"{experiment}/{name} did not finish; see {log}")
-    return run.info.run_id
+    return launch(entry, experiment, name, params, key, log=log, threads=threads)
 
 
-def prepare_corpus(corpus: str, teacher: str | None, variants: list[str]) -> dict[str, str]:
+def prepare_corpus(corpus: str, teacher: str | None, variants: list[str], reuse_only: bool = False) -> dict[str, str]:
     """Teacher model URI (fine-tuned here unless given), its test F1 run, and the domain tokenizers' URIs
-    (``trim`` from the corpus's train split, filled with the teacher's pieces when the text runs out)."""
+    (``trim`` from the corpus's train split, filled with the teacher's pieces when the text runs out).
+    ``reuse_only``: only finished runs (LookupError if one is missing)."""
     experiment, data = f"distill-{corpus}", str(SHARED / corpus)
     if teacher is None:
         run_id = mlflow_run("finetune", experiment, "teacher-s42",
                             {"data": data, "seed": "42", "epochs": "6", "learning_rate": "1e-4", "patience": "2",
-                             "measure_resources": "false"})
+                             "measure_resources": "false"}, reuse_only=reuse_only)
         teacher = f"runs:/{run_id}/model"
         teacher_eval = run_id
     else:
         teacher_eval = mlflow_run("evaluate", experiment, "teacher-eval",
-                                  {"model": teacher, "data": data, "measure_resources": "false"})
+                                  {"model": teacher, "data": data, "measure_resources": "false"}, reuse_only=reuse_only)
     refs = {"teacher": teacher, "teacher_run": teacher_eval}
     for size in sorted({VARIANTS[key][3] for key in variants} - {""}, key=int):
         run_id = mlflow_run("train_tokenizer", experiment, f"tokenizer-trim{int(size) // 1000}k",
-                            {"data": data, "method": "trim", "vocab_size": size})
+                            {"data": data, "method": "trim", "vocab_size": size}, reuse_only=reuse_only)
         refs[f"tokenizer-{size}"] = f"runs:/{run_id}/tokenizer"
     return refs
 
@@ -137,15 +121,17 @@ def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budge
     return stage, params
 
 
-def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256) -> dict[str, dict[str, float]]:
-    """Resource metrics of each model, one after the other in this process, on the same test sentences."""
+def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256, *,
+                  data: str | None = None) -> dict[str, dict[str, float]]:
+    """Resource metrics of each model, one after the other in this process, on the same test sentences
+    (the first ``max_sentences`` of the test split of ``data``, by default the shared ``corpus``)."""
     sys.path.insert(0, str(REPO))
     from findistill.costs.latency import measure_resources
     from findistill.data.splits import load_ner_data
     from findistill.models.loading import load_token_classifier, load_tokenizer
     from findistill.tracking.runs import localize_model
 
-    sentences = [s.tokens for s in load_ner_data(str(SHARED / corpus)).splits["test"][:max_sentences]]
+    sentences = [s.tokens for s in load_ner_data(data or str(SHARED / corpus)).splits["test"][:max_sentences]]
     costs = {}
     cache_file = RESULTS / "distill-costs.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
@@ -185,7 +171,8 @@ def vocabulary_only(corpus: str, refs: dict[str, str]) -> dict[str, float]:
     return scores
 
 
-def collect(corpus: str, refs: dict[str, str], variants: list[str], seeds: list[int]) -> dict:
+def collect(corpus: str, refs: dict[str, str], variants: list[str], seeds: list[int], budget: dict[str, str]) -> dict:
+    """Per variant, the finished runs of its seeds (found by the cache key of the parameters they were run with)."""
     mlflow = _mlflow()
     teacher_run = mlflow.get_run(refs["teacher_run"])
     result = {"corpus": corpus, "teacher": refs["teacher"],
@@ -194,7 +181,8 @@ def collect(corpus: str, refs: dict[str, str], variants: list[str], seeds: list[
                                     for k, v in refs.items() if k.startswith("tokenizer-")},
               "teacher_test_f1": teacher_run.data.metrics["test_f1"], "variants": {}}
     for key in variants:
-        runs = {seed: finished_run(f"distill-{corpus}", f"{key}-s{seed}") for seed in seeds}
+        runs = {seed: finished_run(f"distill-{corpus}", stage_key(*variant_params(key, corpus, refs, seed, budget)))
+                for seed in seeds}
         runs = {seed: run for seed, run in runs.items() if run is not None}
         if not runs:
             continue
@@ -325,7 +313,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     teachers = dict(item.split("=", 1) for item in args.teacher)
     budget = {"epochs": args.epochs, "learning_rate": args.learning_rate, "patience": args.patience}
-    refs = {corpus: prepare_corpus(corpus, teachers.get(corpus), variants) for corpus in corpora}
+    refs = {corpus: prepare_corpus(corpus, teachers.get(corpus), variants, reuse_only=args.collect_only)
+            for corpus in corpora}
     if not args.collect_only:
         main_keys = [k for k in variants if k in DEFAULT_VARIANTS.split(",")]
         lever_keys = [k for k in variants if k not in main_keys]  # the issue's rows first, levers after
@@ -343,7 +332,7 @@ def main() -> None:
                 pass
     results = []
     for corpus in corpora:
-        result = collect(corpus, refs[corpus], variants, seeds)
+        result = collect(corpus, refs[corpus], variants, seeds, budget)
         # one model per architecture (depth, vocabulary): variants that differ only in training share it
         models, architecture = {"teacher": refs[corpus]["teacher"]}, {}
         for key, row in result["variants"].items():

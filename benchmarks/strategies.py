@@ -5,8 +5,10 @@
 
 Per corpus (experiment ``<prefix><corpus>``), every strategy x seed is one ``mlflow run . -e main``
 with general text WikiGold; the strategies of a corpus run one after the other so that the stage
-cache shares their common steps (tokenizer, fine-tuned teacher, adapted student). A finished
-``main`` for a (strategy, seed) is not run again. Afterwards each student and teacher is measured
+cache shares their common steps (tokenizer, fine-tuned teacher, adapted student). Each ``main`` run
+is found again by its cache key (its parameters, input files and code version; ``stage_runs.py``):
+a finished one is not run again, and one left RUNNING by a process that died is marked FAILED and
+run again. Afterwards each student and teacher is measured
 side by side in this one process (``distill.measure_costs``, cached in ``distill-costs.json``;
 one model per size: students of the same depth and vocabulary share one measurement).
 Output: ``benchmarks/results/strategies.{json,md}`` (store: ``MLFLOW_TRACKING_URI``, default
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,9 +27,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from distill import RESULTS, measure_costs, mlflow_run  # noqa: E402  (the sibling benchmark)
+from distill import RESULTS, SHARED, measure_costs, mlflow_run  # noqa: E402  (the sibling benchmark)
+from stage_runs import finished_run, stage_key
 
-CORPORA = {"finer-ord": "../shared/data/finer-ord", "sec-filings": "../shared/data/sec-filings"}
+# absolute paths: the cache key fingerprints the files a local path names
+CORPORA = {"finer-ord": str(SHARED / "finer-ord"), "sec-filings": str(SHARED / "sec-filings")}
+GENERAL_DATA = str(SHARED / "wikigold")
 STRATEGIES = ("finetune-distill", "adapt-finetune-distill", "distill-adapt-distill", "distill-adapt-finetune")
 BUDGET = {"epochs": "6", "batch_size": "16", "learning_rate": "1e-4", "patience": "2", "student_epochs": "6",
           "student_learning_rate": "2e-4", "adapt_epochs": "2", "general_epochs": "2", "student_layers": "3",
@@ -41,30 +45,25 @@ def _mlflow():
     return mlflow
 
 
-def finished_main(experiment: str, strategy: str, seed: int):
-    """The latest FINISHED ``main`` run of ``strategy`` with ``seed`` in ``experiment``, or None."""
-    mlflow = _mlflow()
-    if mlflow.get_experiment_by_name(experiment) is None:
-        return None
-    runs = mlflow.search_runs(
-        experiment_names=[experiment], output_format="list", order_by=["attributes.start_time DESC"],
-        filter_string=f"tags.`findistill.stage` = 'main' and params.strategy = '{strategy}' and "
-                      f"params.seed = '{seed}' and attributes.status = 'FINISHED'")
-    return runs[0] if runs else None
+def main_params(corpus: str, strategy: str, seed: int) -> dict[str, str]:
+    """The ``main`` parameters of one (corpus, strategy, seed)."""
+    return {**BUDGET, "strategy": strategy, "data": CORPORA[corpus], "seed": str(seed), "general_data": GENERAL_DATA}
+
+
+def finished_main(experiment: str, corpus: str, strategy: str, seed: int):
+    """The newest FINISHED ``main`` run of ``experiment`` with the cache key of (corpus, strategy, seed) under
+    the current code, or None."""
+    return finished_run(experiment, stage_key("main", main_params(corpus, strategy, seed)))
 
 
 def run_corpus(corpus: str, experiment: str, seeds: list[int], threads: int | None) -> None:
     """Every strategy x seed of one corpus, in order (later strategies reuse earlier steps)."""
     for seed in seeds:
         for strategy in STRATEGIES:
-            if finished_main(experiment, strategy, seed):
-                print(f"[reuse] {experiment} {strategy} seed {seed}", flush=True)
-                continue
-            params = {**BUDGET, "strategy": strategy, "data": CORPORA[corpus], "seed": str(seed),
-                      "general_data": "../shared/data/wikigold"}
             try:
-                mlflow_run("main", experiment, f"main-{strategy}-s{seed}", params, threads)
-            except (RuntimeError, subprocess.CalledProcessError) as err:  # the other strategies still run
+                mlflow_run("main", experiment, f"main-{strategy}-s{seed}", main_params(corpus, strategy, seed),
+                           threads)
+            except RuntimeError as err:  # the other strategies still run
                 print(f"[failed] {experiment} {strategy} seed {seed}: {err}", flush=True)
 
 
@@ -76,7 +75,7 @@ def collect(corpus: str, experiment: str, seeds: list[int], skip_costs: bool) ->
     for strategy in STRATEGIES:
         per_seed = {}
         for seed in seeds:
-            run = finished_main(experiment, strategy, seed)
+            run = finished_main(experiment, corpus, strategy, seed)
             if run is None:
                 continue
             steps = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/pipeline.json")

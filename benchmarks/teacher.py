@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/teacher.py                     # run + table (about 25 min on 2 cores)
     .venv/bin/python benchmarks/teacher.py --collect-only      # table from runs already in the store
 
-Each corpus is fine-tuned through ``mlflow run . -e finetune`` (experiment ``teacher-<corpus>``)
-in the tracking store of ``MLFLOW_TRACKING_URI`` (default ``sqlite:///benchmarks/results/mlflow.db``);
-the table is written to ``benchmarks/results/teacher.{json,md}``. Every number in it is read back
-from the MLflow runs, so the table and the UI cannot disagree.
+Each corpus x seed is fine-tuned through ``mlflow run . -e finetune`` (experiment ``teacher-<corpus>``,
+run ``teacher-s<seed>``) in the tracking store of ``MLFLOW_TRACKING_URI`` (default
+``sqlite:///benchmarks/results/mlflow.db``); the table is written to ``benchmarks/results/teacher.{json,md}``.
+Runs are found again by their stage cache key (parameters, input files, code version; ``stage_runs.py``):
+a finished one is not run again, one left RUNNING by a process that died is marked FAILED and run
+again, and the table holds exactly the runs of the requested seeds and settings. Every number in it
+is read back from the MLflow runs, so the table and the UI cannot disagree.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stage_runs import finished_run, launch, stage_key, wait_while_running  # the sibling module
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -36,25 +41,36 @@ COLUMNS = [
 SUMMARY = ["test_f1", "test_precision", "test_recall", "best_val_f1"]
 
 
-def run_finetune(corpus: str, seed: int, params: dict[str, str]) -> None:
-    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "finetune", "--env-manager", "local",
-               "--experiment-name", f"teacher-{corpus}", "-P", f"data={REPO.parent / 'shared' / 'data' / corpus}",
-               "-P", f"seed={seed}"]
-    for key, value in params.items():
-        command += ["-P", f"{key}={value}"]
-    subprocess.run(command, check=True, cwd=REPO)
+def finetune_params(corpus: str, seed: int, settings: dict[str, str]) -> dict[str, str]:
+    return {"data": str(REPO.parent / "shared" / "data" / corpus), "seed": str(seed), **settings}
 
 
-def collect() -> list[dict]:
-    import mlflow
+def run_finetune(corpus: str, seed: int, settings: dict[str, str]) -> str:
+    """The finished ``finetune`` run of (corpus, seed, settings): an earlier one with the same cache key, else
+    one run now (output to this terminal); returns its id."""
+    experiment, params = f"teacher-{corpus}", finetune_params(corpus, seed, settings)
+    key = stage_key("finetune", params)
+    wait_while_running(experiment, key)
+    done = finished_run(experiment, key)
+    if done is not None:
+        print(f"[reuse] {experiment} seed {seed}: {done.info.run_id}", flush=True)
+        return done.info.run_id
+    return launch("finetune", experiment, f"teacher-s{seed}", params, key)
 
+
+def collect(seeds: list[int], settings: dict[str, str]) -> list[dict]:
+    """One row per corpus x seed with a finished run of these settings under the current code."""
     rows = []
     for corpus in CORPORA:
-        runs = mlflow.search_runs(experiment_names=[f"teacher-{corpus}"], filter_string="attributes.status = 'FINISHED'")
-        for _, run in runs.iterrows():
-            row = {"corpus": corpus, "run_id": run.run_id, "seed": run.get("params.seed"),
-                   "epochs": run.get("params.epochs"), "learning_rate": run.get("params.learning_rate")}
-            row.update({k.removeprefix("metrics."): v for k, v in run.items() if k.startswith("metrics.")})
+        for seed in seeds:
+            run = finished_run(f"teacher-{corpus}", stage_key("finetune", finetune_params(corpus, seed, settings)))
+            if run is None:
+                print(f"[missing] teacher-{corpus} seed {seed}: no finished run with these settings", flush=True)
+                continue
+            params = run.data.params
+            row = {"corpus": corpus, "run_id": run.info.run_id, "seed": params.get("seed"),
+                   "epochs": params.get("epochs"), "learning_rate": params.get("learning_rate")}
+            row.update(run.data.metrics)
             rows.append(row)
     return rows
 
@@ -93,12 +109,13 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{RESULTS / 'mlflow.db'}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    settings = {"epochs": args.epochs, "learning_rate": args.learning_rate, "patience": args.patience}
     if not args.collect_only:
         for corpus in CORPORA:
-            for seed in (int(s) for s in args.seeds.split(",")):
-                run_finetune(corpus, seed, {"epochs": args.epochs, "learning_rate": args.learning_rate,
-                                               "patience": args.patience})
-    rows = collect()
+            for seed in seeds:
+                run_finetune(corpus, seed, settings)
+    rows = collect(seeds, settings)
     (RESULTS / "teacher.json").write_text(json.dumps(rows, indent=2, default=str))
     table = markdown(rows)
     (RESULTS / "teacher.md").write_text(table)

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from transformers.utils import logging as hf_logging
+
 from findistill.config import ConfigError, as_parameters, parse_params
 from findistill.data.corpus import DataError
 from findistill.models.loading import ModelLoadError
@@ -40,7 +42,8 @@ def parse_argv(argv: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stage output stays readable
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stage output stays readable:
+    hf_logging.disable_progress_bar()  # no bars for loading or writing weights; training keeps its own
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STAGES:
         print(f"usage: findistill {{{','.join(STAGES)}}} [--param value ...]", file=sys.stderr)

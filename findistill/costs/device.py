@@ -1,4 +1,5 @@
-"""Which device runs a model (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and what it is (CPU model, GPU name and driver via pynvml).
+"""Which device runs a model (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and what it is (CPU model, GPU
+name and driver via pynvml).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import platform
 
 import torch
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.costs.size import MB
 
 logger = logging.getLogger(__name__)
@@ -88,13 +89,20 @@ def device_info(device: str = "cpu") -> dict[str, str]:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; anything else must be a torch device string."""
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cpu``, ``cuda`` and ``cuda:N`` (N a visible GPU)
+    pass through. Raises ValueProblem for anything else, before any work starts."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"parameter 'device': {device!r} requested but CUDA is not available here; use 'cpu' or 'auto'")
     try:
-        torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"parameter 'device': expected auto, cpu, cuda or cuda:N, got {device!r}") from None
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ValueProblem("device", f"expected auto, cpu, cuda or cuda:N, got {device!r}")
+    if parsed.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if visible == 0:
+            raise ValueProblem("device", f"{device!r} requested but CUDA is not available here; use 'cpu' or 'auto'")
+        if (parsed.index or 0) >= visible:
+            raise ValueProblem("device", f"{device!r} requested but {visible} CUDA device(s) are visible here")
     return device

@@ -1,4 +1,22 @@
-"""``adapt``: Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on domain text, or with teacher= general distillation on general_data; early stopping on held-out loss; logs held-out MLM loss and pseudo-perplexity (DAPT) or hidden-state loss (general distillation) before/after and the adapted encoder (runs:/<id>/model).
+"""``adapt``: Masked-LM continued pre-training (DAPT, whole-word masking) of a teacher or student on
+domain text, or with teacher= general distillation on general_data; early stopping on held-out loss;
+logs held-out MLM loss and pseudo-perplexity (DAPT) or hidden-state loss (general distillation)
+before/after and the adapted encoder (runs:/<id>/model).
+
+Without ``teacher``: DAPT. ``model`` (a teacher, a student: ``student_layers``/``tokenizer``, or
+an earlier ``adapt`` result) continues masked-LM training with whole-word masks on domain text:
+the train split of ``data`` and/or ``text_data``. With a new ``tokenizer`` the transferred
+embeddings are trained together with the layers, which aligns them. The masked-LM loss and
+pseudo-perplexity on held-out domain text (the validation split of ``data``) are logged before and
+after; the epoch with the lowest held-out loss is kept (``patience``).
+
+With ``teacher``: general distillation, the first "distill" of Distill-Adapt-Distill. The student
+(``model`` cut by the student spec) learns ``teacher``'s word-pooled hidden states on
+``general_data`` (or on the domain text when there is none); the held-out measure is the same
+hidden-state loss on the held-out domain text.
+
+The result is logged as ``runs:/<id>/model`` (a fill-mask pyfunc whose Hugging Face folder
+``finetune`` and ``distill`` take as ``model``, ``student_init`` or ``teacher``).
 """
 
 from __future__ import annotations

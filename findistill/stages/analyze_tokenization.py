@@ -1,4 +1,5 @@
-"""``analyze_tokenization``: Fertility, UNK rate, sequence lengths, per-entity-type fertility, vocabulary use/overlap of tokenizers over corpora (general vs financial); tables and plots.
+"""``analyze_tokenization``: Fertility, UNK rate, sequence lengths, per-entity-type fertility,
+vocabulary use/overlap of tokenizers over corpora (general vs financial); tables and plots.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""What the stages share: the parameter groups (data, student spec, training outputs), loading data and tokenizers from references, building students, and finishing a training stage (evaluation, model, registry).
+"""What the stages share: the parameter groups (data, student spec, training outputs), loading data and
+tokenizers from references, building students, and finishing a training stage (evaluation, model,
+registry).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from findistill.costs.device import device_info
 from findistill.costs.latency import format_resources_table, measure_saved_models
 from findistill.data.corpus import SPLITS, NerData
 from findistill.data.splits import load_ner_data
+from findistill.data.stats import dataset_stats
 from findistill.evaluation.predict import check_label_compatibility, evaluate_ner
 from findistill.models.loading import load_tokenizer, model_labels, resolve_model_path
 from findistill.models.students import LAYER_SELECTIONS, build_student
 from findistill.models.vocab_transfer import TRANSFER_METHODS
 from findistill.tracking.pyfunc import log_ner_model
 from findistill.tracking.registry import register
-from findistill.tracking.runs import localize, localize_model, log_metrics, log_text, scratch_dir
+from findistill.tracking.runs import localize, localize_model, log_json, log_metrics, log_text, scratch_dir
 from findistill.training.trainer import TrainSettings, remove_checkpoints
 
 EXAMPLE_TEXTS = [
@@ -99,6 +102,15 @@ def load_stage_data(params: DataParams) -> NerData:
         validation_fraction=params.validation_fraction, test_fraction=params.test_fraction,
         max_sentences=params.max_sentences,
     )
+
+
+def log_data(data: NerData) -> dict:
+    """Log ``data_stats.json`` and the tag ``findistill.validation_unit`` (how the validation part was
+    cut: ``document``, ``sentence`` or ``given``) in the active run; return the statistics."""
+    stats = dataset_stats(data)
+    log_json(stats, "data_stats.json")
+    mlflow.set_tag("findistill.validation_unit", data.validation_unit)
+    return stats
 
 
 def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: int, max_length: int,

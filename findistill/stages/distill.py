@@ -1,4 +1,11 @@
-"""``distill``: Distil a fine-tuned teacher into a student (fewer layers, same or domain tokenizer) word against word: KD/CE/hidden/attention losses, optional transfer set; logs per-epoch loss components, the student and its evaluation with resource metrics.
+"""``distill``: Distil a fine-tuned teacher into a student (fewer layers, same or domain tokenizer)
+word against word: KD/CE/hidden/attention losses, optional transfer set; logs per-epoch loss
+components, the student and its evaluation with resource metrics.
+
+The student is the teacher's own layers (or another model's, ``student_init``) cut to
+``student_layers`` and optionally given a domain vocabulary; it learns from the teacher word
+against word (:mod:`findistill.training.distill`) on the labelled training split plus an optional
+transfer set, and is then evaluated and logged exactly like a fine-tuned model.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ from transformers import set_seed
 from findistill.config import require
 from findistill.costs.device import resolve_device
 from findistill.data.corpus import DataError, NerData, Sentence
-from findistill.data.stats import dataset_stats
 from findistill.data.text import word_sentences
 from findistill.evaluation.predict import check_label_compatibility
 from findistill.models.loading import load_token_classifier, load_tokenizer, model_labels
@@ -22,9 +28,10 @@ from findistill.stages.common import (
     checkpoint_path,
     finish_training,
     load_stage_data,
+    log_data,
     make_student,
 )
-from findistill.tracking.runs import localize, localize_model, log_json, log_metrics, stage_run
+from findistill.tracking.runs import localize, localize_model, log_metrics, stage_run
 from findistill.training.distill import LossSettings, distill_student
 from findistill.training.kd_losses import HIDDEN_LOSSES, POOLINGS
 from findistill.training.transfer_sets import select_transfer, swap_mentions
@@ -121,7 +128,7 @@ def run(config: Config) -> str:
         map_layers(depth, n_teacher, config.hidden_layers)
     transfer = load_transfer_set(config, data)
     with stage_run("distill", config) as run:
-        log_json(dataset_stats(data), "data_stats.json")
+        log_data(data)
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
         if config.student_init == "teacher":
             source, source_tokenizer = teacher, teacher_tokenizer

@@ -1,4 +1,6 @@
-"""``finetune``: Fine-tune an encoder for NER (the teacher; with student_layers/tokenizer the no-KD student baseline); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource metrics.
+"""``finetune``: Fine-tune an encoder for NER (the teacher; with student_layers/tokenizer the no-KD
+student baseline); logs per-epoch curves, the model (runs:/<id>/model), entity F1 and resource
+metrics.
 """
 
 from __future__ import annotations
@@ -8,16 +10,16 @@ from dataclasses import dataclass
 from transformers import set_seed
 
 from findistill.costs.device import resolve_device
-from findistill.data.stats import dataset_stats
 from findistill.models.loading import DEFAULT_TEACHER, load_token_classifier, load_tokenizer
 from findistill.stages.common import (
     TrainingStageParams,
     checkpoint_path,
     finish_training,
     load_stage_data,
+    log_data,
     make_student,
 )
-from findistill.tracking.runs import localize_model, log_json, log_metrics, stage_run
+from findistill.tracking.runs import localize_model, log_metrics, stage_run
 from findistill.training.trainer import train_token_classifier
 
 
@@ -34,7 +36,7 @@ def run(config: Config) -> str:
     device = resolve_device(config.device)
     data = load_stage_data(config)
     with stage_run("finetune", config) as run:
-        log_json(dataset_stats(data), "data_stats.json")
+        log_data(data)
         model_dir = localize_model(config.model)
         tokenizer = load_tokenizer(model_dir, trust_remote_code=config.trust_remote_code)
         set_seed(config.seed)  # the new NER head is initialised here, before the Trainer seeds itself

@@ -1,4 +1,27 @@
-"""``main``: The whole study as child runs in the order a strategy names (finetune-distill, adapt-finetune-distill, distill-adapt-finetune, distill-adapt-distill): prepare -> analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill/adapt student -> evaluate; finished stages with the same inputs and code are reused.
+"""``main``: The whole study as child runs in the order a strategy names (finetune-distill,
+adapt-finetune-distill, distill-adapt-finetune, distill-adapt-distill): prepare ->
+analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill/adapt student ->
+evaluate; finished stages with the same inputs and code are reused.
+
+Stage orders (Gordon & Duh 2020, "Distill, Adapt, Distill"), with T0 the general teacher
+(``model``) and the student ``student_layers`` of its layers with the student ``tokenizer``:
+
+- ``finetune-distill``: fine-tune T0 on the NER data, distil the student from it (the baseline);
+- ``adapt-finetune-distill``: adapt T0 (masked LM on domain text), fine-tune it, distil;
+- ``distill-adapt-finetune``: distil a general student from T0 on ``general_data`` (hidden
+  states), adapt the student, fine-tune it (no NER teacher);
+- ``distill-adapt-distill``: as above up to the adapted student; adapt and fine-tune T0; distil
+  the adapted student from that teacher.
+
+Every chain starts with prepare -> analyze_tokenization -> train_tokenizer (when the student gets
+a domain vocabulary) and ends with evaluate of the student, the teacher and the student measured
+side by side in one fresh process, and registration when asked.
+
+**Stage cache.** Each stage's key is a hash of its stage name, its parameters (upstream results
+enter as ``runs:/<id>/...``, so a new upstream run changes the key), a fingerprint of local input
+files and the code version (a hash of the ``findistill`` package). A FINISHED run with the same
+key in the experiment is reused instead of recomputed; a killed or failed one is not, and since
+checkpoints are named by the config too, re-running ``main`` resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -16,10 +39,19 @@ from mlflow.tracking import MlflowClient
 
 import findistill
 from findistill.config import as_parameters, require, to_dict
+from findistill.costs.device import resolve_device
+from findistill.costs.latency import measure_saved_models
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
 from findistill.stages import adapt, analyze_tokenization, distill, evaluate, finetune, prepare, train_tokenizer
-from findistill.stages.common import EXAMPLE_TEXTS, DataParams, StudentParams, model_depth, print_tracking_location
+from findistill.stages.common import (
+    EXAMPLE_TEXTS,
+    DataParams,
+    StudentParams,
+    load_stage_data,
+    model_depth,
+    print_tracking_location,
+)
 from findistill.tracking.registry import register
 from findistill.tracking.runs import child_context, localize_model, log_json, log_metrics, log_text, stage_run
 from findistill.training.trainer import TrainSettings
@@ -50,25 +82,32 @@ class Config(StudentParams, TrainSettings, DataParams):
     (``epochs``...) are the teacher's; students use ``student_learning_rate`` and
     ``student_epochs`` (0: ``epochs``); adaptation ``adapt_epochs`` at ``adapt_learning_rate``,
     general distillation ``general_epochs``. ``reuse=false`` recomputes every stage.
-    Defaults suit the bundled sample (335 training sentences) in a few minutes on 2 cores.
+
+    The defaults are the demo (``make demo``: the bundled sample, 335 training sentences, in about
+    three minutes on 2 cores), chosen from what the benchmarks showed pays: ``finetune-distill``
+    (adapting first moved the student by less than the seed noise), the teacher's own vocabulary
+    (on a few hundred labelled sentences a domain vocabulary costs the student more F1 than depth
+    does), 3 of the teacher's 6 layers distilled with an augmented transfer set (training sentences
+    with their mentions swapped, the strongest lever seen), 6 epochs at 3e-4 for both, T = 1.
     """
 
-    strategy: str = "adapt-finetune-distill"
+    strategy: str = "finetune-distill"
     model: str = DEFAULT_TEACHER
     general_data: str = "none"
     text_data: str = "none"
     student_layers: int = 3
-    tokenizer: str = "domain"
+    tokenizer: str = "same"
     tokenizer_method: str = "trim"
     tokenizer_vocab_size: int = 16000
+    epochs: int = 6
     batch_size: int = 8
-    learning_rate: float = 1.5e-4
+    learning_rate: float = 3e-4
     student_epochs: int = 0
-    student_learning_rate: float = 2e-4
-    temperature: float = 2.0
+    student_learning_rate: float = 3e-4
+    temperature: float = 1.0
     kd_weight: float = 1.0
     ce_weight: float = 1.0
-    transfer_data: str = "none"
+    transfer_data: str = "augment"
     adapt_epochs: int = 3
     adapt_learning_rate: float = 1e-4
     general_epochs: int = 3
@@ -226,12 +265,13 @@ def run(config: Config) -> str:
         if config.tokenizer == "domain":
             with as_parameters(method="tokenizer_method", vocab_size="tokenizer_vocab_size"):
                 built = pipe.run("train_tokenizer", train_tokenizer, train_tokenizer.Config(
-                    **data, method=config.tokenizer_method, vocab_size=config.tokenizer_vocab_size, teacher=config.model,
-                    text_data=config.text_data, trust_remote_code=config.trust_remote_code))
+                    **data, method=config.tokenizer_method, vocab_size=config.tokenizer_vocab_size,
+                    teacher=config.model, text_data=config.text_data, trust_remote_code=config.trust_remote_code))
             student_tokenizer = f"runs:/{built}/tokenizer"
 
         common = {**data, "eval_split": config.eval_split, "device": config.device,
-                  "measure_resources": config.measure_resources, "trust_remote_code": config.trust_remote_code}
+                  "measure_resources": False,  # costs are measured once, side by side, at the end
+                  "trust_remote_code": config.trust_remote_code}
         teacher_train = {k: v for k, v in _pick(config, TrainSettings).items() if k != "seed"}  # seed is in data
         student_train = {**teacher_train, "epochs": config.student_epochs or config.epochs,
                          "learning_rate": config.student_learning_rate}
@@ -269,7 +309,7 @@ def run(config: Config) -> str:
                 **common, **student_train, **kd, **student_spec, teacher=f"runs:/{teacher_run}/model"))
         evaluated = pipe.run("evaluate-student", evaluate, evaluate.Config(
             **data, model=f"runs:/{student_run}/model", split=config.eval_split, max_length=config.max_length,
-            device=config.device, measure_resources=config.measure_resources))
+            device=config.device, measure_resources=False))
 
         costs, cost_note = {}, "Costs not measured (measure_resources=false)."
         if config.measure_resources:
@@ -301,10 +341,6 @@ def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str
     Returns ``{"teacher": metrics, "student": metrics}`` (see ``measure_saved_models``) and a
     sentence saying how they were measured, for ``pipeline.md``.
     """
-    from findistill.costs.device import resolve_device
-    from findistill.costs.latency import measure_saved_models
-    from findistill.stages.common import load_stage_data
-
     folders = {"teacher": localize_model(f"runs:/{teacher_run}/model")} if teacher_run else {}
     folders["student"] = localize_model(f"runs:/{student_run}/model")
     sentences = [s.tokens for s in load_stage_data(DataParams(**data)).splits[config.eval_split]]

@@ -1,4 +1,5 @@
-"""``prepare``: Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/ (runs:/<id>/data) and dataset statistics.
+"""``prepare``: Read NER data (CoNLL/JSONL/HF dataset), normalise to IOB2, split; logs data/
+(runs:/<id>/data) and dataset statistics.
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from dataclasses import dataclass
 import mlflow
 
 from findistill.data.splits import write_splits
-from findistill.data.stats import dataset_stats, stats_metrics
-from findistill.stages.common import DataParams, load_stage_data
-from findistill.tracking.runs import log_artifacts, log_json, log_metrics, scratch_dir, stage_run
+from findistill.data.stats import stats_metrics
+from findistill.stages.common import DataParams, load_stage_data, log_data
+from findistill.tracking.runs import log_artifacts, log_metrics, scratch_dir, stage_run
 
 
 @dataclass
@@ -22,9 +23,7 @@ def run(config: Config) -> str:
     """Log ``data/{train,validation,test}.jsonl``, ``data/labels.json`` and ``data_stats.json``."""
     data = load_stage_data(config)
     with stage_run("prepare", config) as run:
-        stats = dataset_stats(data)
-        log_metrics(stats_metrics(stats))
-        log_json(stats, "data_stats.json")
+        log_metrics(stats_metrics(log_data(data)))
         with scratch_dir("prepare") as tmp:
             write_splits(data, tmp)
             log_artifacts(tmp, "data")

@@ -1,4 +1,5 @@
-"""``train_tokenizer``: Build a domain tokenizer (method train/trim/extend, vocab_size) from domain text; logs tokenizer/ (runs:/<id>/tokenizer) and its held-out analysis vs the teacher.
+"""``train_tokenizer``: Build a domain tokenizer (method train/trim/extend, vocab_size) from domain
+text; logs tokenizer/ (runs:/<id>/tokenizer) and its held-out analysis vs the teacher.
 """
 
 from __future__ import annotations

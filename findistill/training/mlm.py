@@ -47,7 +47,7 @@ from findistill.training.distill import (
     build_examples,
     detach_projections,
 )
-from findistill.training.trainer import EpochLogger, TrainSettings, fit, training_arguments
+from findistill.training.trainer import EpochLogger, TrainSettings, WordLevelTrainer, fit, training_arguments
 
 MLM_PROBABILITY = 0.15
 
@@ -270,7 +270,7 @@ def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train:
         raise ValueError("masked-LM training got no text (every sentence was empty)")
     held = mask_once(tokenizer, mlm_examples(tokenizer, heldout, settings.max_length), mlm_probability,
                      settings.seed)
-    trainer = Trainer(
+    trainer = WordLevelTrainer(
         model=model,
         args=_arguments(settings, output_dir, evaluate=bool(held), device=device, progress=progress),
         train_dataset=examples,

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from accelerate.utils import DistributedType
 from torch.utils.data import SequentialSampler
+from tqdm.auto import tqdm
 from transformers import (
     DataCollatorForTokenClassification,
     EarlyStoppingCallback,
@@ -32,9 +33,10 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from findistill.config import ConfigError, require
+from findistill.config import ValueProblem, require
 from findistill.data.corpus import Sentence
 from findistill.evaluation.scoring import chunk_predictions_to_tags, entity_scores
 from findistill.models.words import encode
@@ -122,12 +124,43 @@ def metrics_fn(chunks, sentences: list[Sentence], labels: list[str]) -> Callable
     return compute
 
 
+class EpochProgress(ProgressCallback):
+    """The Trainer's progress bars, with one readable line per epoch instead of its raw log dicts:
+    ``epoch 3/10: train loss 0.1290 | val loss 0.1442, val f1 0.6319``."""
+
+    SHOWN = ("loss", "f1", "precision", "recall")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._train: str = ""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 (Trainer callback signature)
+        if not state.is_world_process_zero or not logs:
+            return
+        if "loss" in logs:
+            parts = [f"{k.removeprefix('loss_')} {float(v):.4f}" for k, v in logs.items() if k.startswith("loss_")]
+            self._train = f"train loss {float(logs['loss']):.4f}" + (f" ({', '.join(parts)})" if parts else "")
+        validation = [f"val {k} {float(logs[f'eval_{k}']):.4f}" for k in self.SHOWN if f"eval_{k}" in logs]
+        evaluating = str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "no"
+        if validation or ("loss" in logs and not evaluating):
+            line = " | ".join(part for part in (self._train, ", ".join(validation)) if part)
+            tqdm.write(f"epoch {round(state.epoch or 0)}/{round(args.num_train_epochs)}: {line}")
+            self._train = ""
+        elif "train_runtime" in logs:
+            tqdm.write(f"trained {round(state.epoch or 0)} epoch(s) in {float(logs['train_runtime']):.0f} s")
+
+
 class WordLevelTrainer(Trainer):
-    """Trainer whose evaluation keeps dataset order.
+    """Trainer whose evaluation keeps dataset order and whose console shows one line per epoch.
 
     transformers 5 also applies ``group_by_length`` to evaluation batches; our ``compute_metrics``
     maps predictions back to sentences by position, so evaluation must stay sequential.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.pop_callback(ProgressCallback) is not None:
+            self.add_callback(EpochProgress())
 
     def _get_eval_sampler(self, eval_dataset):  # noqa: ANN001 (Trainer signature)
         return SequentialSampler(eval_dataset) if eval_dataset is not None else None
@@ -159,7 +192,7 @@ class DeviceTrainingArguments(TrainingArguments):
         if wanted.type == "cuda":
             visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
             if (wanted.index or 0) >= visible:
-                raise ConfigError(f"parameter 'device': {self.train_device!r} requested but {visible} CUDA "
+                raise ValueProblem("device", f"{self.train_device!r} requested but {visible} CUDA "
                                   "device(s) are visible here")
         super().__post_init__()
 
@@ -182,7 +215,7 @@ def _torch_device(device: str | torch.device) -> torch.device:
     except (RuntimeError, TypeError):
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise ConfigError(f"parameter 'device': expected cpu, cuda or cuda:N, got {device!r}")
+        raise ValueProblem("device", f"expected cpu, cuda or cuda:N, got {device!r}")
     return parsed
 
 

@@ -105,7 +105,8 @@ def _assemble(core: Tokenizer, teacher: PreTrainedTokenizerBase, *, keep_decoder
     data["decoder"] = teacher_json.get("decoder") if keep_decoder else None
     data["added_tokens"] = [{**entry, "id": _token_id(vocab, entry["content"])}
                             for entry in _special_entries(teacher_json)]
-    specials = {attr: getattr(teacher, attr) for attr in SPECIAL_TOKEN_ATTRS if getattr(teacher, attr, None) is not None}
+    specials = {attr: getattr(teacher, attr) for attr in SPECIAL_TOKEN_ATTRS
+                if getattr(teacher, attr, None) is not None}
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(data)),
                                    model_max_length=teacher.model_max_length, **specials)
 

@@ -196,3 +196,31 @@ def test_adapt_through_mlflow_run_gives_an_encoder_that_finetune_takes(mlflow_st
     assert len(answer[0]) == 1 and len(answer[0][0]["candidates"]) == 5  # one mask, five candidates
     assert cli_main(["finetune", "--model", f"runs:/{run.run_id}/model", "--data", str(sec), "--max_sentences", "30",
                      "--epochs", "1", "--max_length", "64", "--measure_resources", "false"]) == 0
+
+
+def test_tokenizer_stages_and_main_through_mlflow_run(mlflow_store, tiny_encoder_dir):
+    """train_tokenizer -> analyze_tokenization, and the whole main chain, each as `mlflow run` entry points."""
+    sec = shared_corpus("sec-filings")
+    done = _mlflow_run("train_tokenizer", mlflow_store, "tokenizers", data=sec, max_sentences=200, method="trim",
+                       vocab_size=2500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    built = _only_run("tokenizers", "train_tokenizer")
+    assert built["metrics.vocab_size"] == 2500 and built["tags.findistill.tokenizer_name"] == "trim-2.5k"
+    done = _mlflow_run("analyze_tokenization", mlflow_store, "tokenizers", corpora=f"sec={sec}", max_sentences=50,
+                       tokenizers=f"packaged:all-MiniLM-L6-v2,trim=runs:/{built.run_id}/tokenizer")
+    assert done.returncode == 0, done.stderr[-3000:]
+    analysed = _only_run("tokenizers", "analyze_tokenization")
+    assert analysed["metrics.vocab_size.trim"] == 2500
+    assert analysed["metrics.fertility_mean.sec.trim"] >= analysed["metrics.fertility_mean.sec.teacher"] > 1.0
+
+    done = _mlflow_run("main", mlflow_store, "main", model=tiny_encoder_dir, strategy="finetune-distill",
+                       tokenizer="same", student_layers=1, epochs=1, max_sentences=40, max_length=64)
+    assert done.returncode == 0, done.stderr[-3000:]
+    main = _only_run("main", "main")
+    assert main["tags.mlflow.runName"] == "main finetune-distill"
+    assert main["metrics.teacher_params_total"] > main["metrics.student_params_total"] > 0
+    assert main["metrics.speedup_cpu_b1"] == pytest.approx(
+        main["metrics.teacher_latency_cpu_b1_ms_p50"] / main["metrics.student_latency_cpu_b1_ms_p50"])
+    table = mlflow.artifacts.load_text(f"runs:/{main.run_id}/pipeline.md")
+    assert "one fresh Python process" in table and "| teacher |" in table and "| student |" in table
+    assert "Loading weights" not in done.stdout + done.stderr and "LOAD REPORT" not in done.stdout + done.stderr

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
-from conftest import shared_corpus
+from conftest import LABELS, shared_corpus
 from transformers import set_seed
 
+from findistill.data.corpus import Sentence
 from findistill.data.splits import load_ner_data
 from findistill.models.loading import load_token_classifier, load_tokenizer
 from findistill.training.trainer import TrainSettings, train_token_classifier
@@ -127,11 +128,29 @@ def test_training_arguments_for_the_cpu_ignore_a_present_gpu(monkeypatch, tmp_pa
 
 
 def test_a_cuda_device_that_is_not_there_or_another_kind_is_refused_naming_the_device(monkeypatch, tmp_path):
-    from findistill.config import ConfigError
+    from findistill.config import ValueProblem
     from findistill.training.trainer import training_arguments
 
     _fake_cuda(monkeypatch, count=2)
-    with pytest.raises(ConfigError, match=r"parameter 'device': 'cuda:2' requested but 2 CUDA device"):
+    with pytest.raises(ValueProblem, match=r"device: 'cuda:2' requested but 2 CUDA device"):
         training_arguments(TrainSettings(), tmp_path, device="cuda:2")
-    with pytest.raises(ConfigError, match=r"parameter 'device': expected cpu, cuda or cuda:N, got 'mps'"):
+    with pytest.raises(ValueProblem, match=r"device: expected cpu, cuda or cuda:N, got 'mps'"):
         training_arguments(TrainSettings(), tmp_path, device="mps")
+
+
+def test_the_console_shows_one_line_per_epoch_not_the_raw_log_dicts(tiny_classifier, tmp_path, capsys):
+    import copy
+
+    from findistill.training.trainer import EpochProgress, build_trainer
+
+    model, tokenizer = tiny_classifier
+    train = [Sentence(["Acme", "Corp", "rose"], ["B-ORG", "I-ORG", "O"])] * 8
+    trainer = build_trainer(copy.deepcopy(model), tokenizer, train, train[:2], LABELS,
+                            TrainSettings(epochs=2, batch_size=4, patience=2), tmp_path)
+    assert sum(isinstance(c, EpochProgress) for c in trainer.callback_handler.callbacks) == 1
+    trainer.train()
+    out = capsys.readouterr()
+    lines = [line for line in (out.out + out.err).splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("train loss" in line and "val f1" in line for line in lines)
+    assert "'eval_loss'" not in out.out + out.err
