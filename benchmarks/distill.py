@@ -13,10 +13,10 @@ finished run with the same key is not run again, so an interrupted benchmark res
 left RUNNING by a process that died is marked FAILED and run again. ``--workers 2`` trains two
 runs at a time with one thread each.
 
-Resource costs are measured afterwards, side by side in this one process on an otherwise idle
-machine (one model per architecture, i.e. depth and vocabulary; same sentences, same thread count),
-so the ratios to the teacher compare like with like; they are kept in ``distill-costs.json``
-(delete it to measure again). The teacher with only its vocabulary replaced is scored too.
+Resource costs are measured afterwards, side by side in one fresh process on an otherwise idle
+machine (one model per architecture, i.e. depth and vocabulary; same sentences, same thread count,
+three rounds in alternating order), so the ratios to the teacher compare like with like; they are
+kept in ``distill-costs.json`` (delete it to measure again). The teacher with only its vocabulary replaced is scored too.
 Output: ``benchmarks/results/distill.{json,md}`` and ``distill-<corpus>.png`` (store:
 ``MLFLOW_TRACKING_URI``, default ``sqlite:///benchmarks/results/distill.db``).
 """
@@ -121,32 +121,30 @@ def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budge
     return stage, params
 
 
-def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256, *,
-                  data: str | None = None) -> dict[str, dict[str, float]]:
-    """Resource metrics of each model, one after the other in this process, on the same test sentences
-    (the first ``max_sentences`` of the test split of ``data``, by default the shared ``corpus``)."""
+def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256, *, data: str | None = None,
+                  rounds: int = 3) -> dict[str, dict[str, float]]:
+    """Resource metrics of the models not yet in ``distill-costs.json``, measured side by side in one
+    fresh process (``measure_saved_models``: one model at a time, ``rounds`` rounds in alternating
+    order, medians) on the same sentences: the first ``max_sentences`` of the test split of ``data``,
+    by default the shared ``corpus``."""
     sys.path.insert(0, str(REPO))
-    from findistill.costs.latency import measure_resources
+    from findistill.costs.latency import measure_saved_models
     from findistill.data.splits import load_ner_data
-    from findistill.models.loading import load_token_classifier, load_tokenizer
     from findistill.tracking.runs import localize_model
 
-    sentences = [s.tokens for s in load_ner_data(data or str(SHARED / corpus)).splits["test"][:max_sentences]]
-    costs = {}
     cache_file = RESULTS / "distill-costs.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-    for key, uri in model_uris.items():
-        if f"{corpus}|{uri}" in cache:
-            costs[key] = cache[f"{corpus}|{uri}"]
-            continue
-        folder = localize_model(uri)
-        model, tokenizer = load_token_classifier(folder), load_tokenizer(folder)
-        costs[key] = measure_resources(model, tokenizer, sentences, model_dir=folder, max_length=256)
-        print(f"[cost] {corpus} {key}: b1 {costs[key]['latency_cpu_b1_ms_p50']:.1f} ms, "
-              f"params {costs[key]['params_total'] / 1e6:.2f}M", flush=True)
-        cache[f"{corpus}|{uri}"] = costs[key]
+    missing = {key: uri for key, uri in model_uris.items() if f"{corpus}|{uri}" not in cache}
+    if missing:
+        sentences = [s.tokens for s in load_ner_data(data or str(SHARED / corpus)).splits["test"][:max_sentences]]
+        measured = measure_saved_models({key: localize_model(uri) for key, uri in missing.items()}, sentences,
+                                        max_length=256, rounds=rounds)
+        for key, uri in missing.items():
+            cache[f"{corpus}|{uri}"] = measured[key]
+            print(f"[cost] {corpus} {key}: b1 {measured[key]['latency_cpu_b1_ms_p50']:.1f} ms, "
+                  f"params {measured[key]['params_total'] / 1e6:.2f}M", flush=True)
         cache_file.write_text(json.dumps(cache, indent=1))
-    return costs
+    return {key: cache[f"{corpus}|{uri}"] for key, uri in model_uris.items()}
 
 
 def vocabulary_only(corpus: str, refs: dict[str, str]) -> dict[str, float]:
@@ -317,7 +315,7 @@ def main() -> None:
             for corpus in corpora}
     if not args.collect_only:
         main_keys = [k for k in variants if k in DEFAULT_VARIANTS.split(",")]
-        lever_keys = [k for k in variants if k not in main_keys]  # the issue's rows first, levers after
+        lever_keys = [k for k in variants if k not in main_keys]  # the main variants' rows first, levers after
         jobs = [(corpus, key, seed) for keys in (main_keys, lever_keys) for seed in seeds for corpus in corpora
                 for key in keys]
         threads = max(1, 2 // args.workers) if args.workers > 1 else None

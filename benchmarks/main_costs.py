@@ -5,8 +5,9 @@
 
 ``main`` measures its teacher and student one after the other in one fresh process after both
 exist (``teacher_*``/``student_*`` metrics, ``speedup_cpu_b1``, ``pipeline.md``). This script loads the
-same two logged models and measures them again with ``benchmarks/distill.py``'s measurement (both in
-this process, on the first test sentences of the same data), then compares the ratios. Run it on an
+same two logged models and measures them again with ``benchmarks/distill.py``'s measurement (another
+fresh process, three alternating rounds, on the test sentences of the same data), then compares the
+ratios. Run it on an
 otherwise idle machine. Output: ``benchmarks/results/main_costs.{json,md}`` (store:
 ``MLFLOW_TRACKING_URI``, default ``sqlite:///mlflow.db``, the store ``make demo`` writes).
 """
@@ -59,9 +60,11 @@ def main() -> None:
     teacher, student = tags.get("findistill.step.finetune-teacher"), tags.get("findistill.step.distill-student")
     if not (teacher and student and "teacher_latency_cpu_b1_ms_p50" in metrics):
         raise SystemExit(f"main run {run.info.run_id} has no fine-tuned teacher, distilled student or measured costs")
-    data = tags.get("findistill.step.prepare")
+    from findistill.tracking.runs import localize
+
+    data = localize(f"runs:/{tags['findistill.step.prepare']}/data")  # the split files main prepared
     costs = measure_costs("main", {"teacher": f"runs:/{teacher}/model", "student": f"runs:/{student}/model"},
-                          args.sentences, data=f"runs:/{data}/data")
+                          args.sentences, data=data)
     rows = []
     for metric, meaning in RATIOS:
         in_main = ratio(metric, metrics[f"teacher_{metric}"], metrics[f"student_{metric}"])
@@ -74,7 +77,7 @@ def main() -> None:
     (RESULTS / "main_costs.json").write_text(json.dumps(result, indent=1))
     lines = [f"main run `{run.info.run_id}` (teacher `{teacher}`, student `{student}`): the ratios `main` logged "
              "(one fresh process, after both models exist) against `benchmarks/distill.py`'s side-by-side "
-             f"measurement in this process (first {args.sentences} test sentences).", "",
+             f"measurement, run later in another fresh process (first {args.sentences} test sentences).", "",
              "| ratio | main | benchmark | difference |", "|---|---:|---:|---:|"]
     lines += [f"| {r['meaning']} | {r['main']:.2f} | {r['benchmark']:.2f} | {r['difference']:+.1%} |" for r in rows]
     (RESULTS / "main_costs.md").write_text("\n".join(lines) + "\n")

@@ -36,6 +36,16 @@ def wordpiece_tokenizer(pieces: list[str]):
                                    sep_token="[SEP]", mask_token="[MASK]")
 
 
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    """Returns the path of a file written into ``folder`` (bytes as given, text as UTF-8)."""
+    path = folder / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
 def shared_corpus(name: str) -> Path:
     """Path of a corpus in ../shared/data, or skip the test saying what is missing."""
     path = SHARED_DATA / name

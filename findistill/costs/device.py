@@ -88,17 +88,23 @@ def device_info(device: str = "cpu") -> dict[str, str]:
     return info
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cpu``, ``cuda`` and ``cuda:N`` (N a visible GPU)
-    pass through. Raises ValueProblem for anything else, before any work starts."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+def parse_device(device: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` as a torch device; ValueProblem for anything else (``mps``, typos)."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise ValueProblem("device", f"expected auto, cpu, cuda or cuda:N, got {device!r}")
+        raise ValueProblem("device", f"expected auto, cpu, cuda or cuda:N, got {str(device)!r}")
+    return parsed
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cpu``, ``cuda`` and ``cuda:N`` (N a visible GPU)
+    pass through. Raises ValueProblem for anything else, before any work starts."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    parsed = parse_device(device)
     if parsed.type == "cuda":
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if visible == 0:

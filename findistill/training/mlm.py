@@ -29,11 +29,9 @@ import torch
 from transformers import (
     DataCollatorForLanguageModeling,
     DataCollatorForTokenClassification,
-    EarlyStoppingCallback,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
-    TrainerCallback,
     set_seed,
 )
 
@@ -47,7 +45,7 @@ from findistill.training.distill import (
     build_examples,
     detach_projections,
 )
-from findistill.training.trainer import EpochLogger, TrainSettings, WordLevelTrainer, fit, training_arguments
+from findistill.training.trainer import TrainSettings, WordLevelTrainer, fit, trainer_callbacks, training_arguments
 
 MLM_PROBABILITY = 0.15
 
@@ -228,16 +226,6 @@ def _arguments(settings: TrainSettings, output_dir: str | Path, *, evaluate: boo
                               metric_for_best_model=None, save_total_limit=1, **common)
 
 
-def _callbacks(settings: TrainSettings, on_epoch: Callable[[dict[str, float], int], None] | None,
-               evaluate: bool) -> list[TrainerCallback]:
-    callbacks: list[TrainerCallback] = []
-    if evaluate:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.patience))
-    if on_epoch is not None:
-        callbacks.append(EpochLogger(on_epoch, eval_key="eval_loss" if evaluate else None))
-    return callbacks
-
-
 def _summary(fitted: dict[str, Any]) -> dict[str, Any]:
     keys = ("epochs_run", "resumed_from", "train_seconds", "best_epoch", "best_val_loss")
     return {k: fitted[k] for k in keys if k in fitted}
@@ -277,7 +265,7 @@ def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train:
         eval_dataset=held or None,
         data_collator=WholeWordMaskCollator(tokenizer, mlm_probability, seed=settings.seed),
         processing_class=tokenizer,
-        callbacks=_callbacks(settings, on_epoch, evaluate=bool(held)),
+        callbacks=trainer_callbacks(settings, on_epoch, eval_key="eval_loss" if held else None),
     )
     return {**_summary(fit(trainer, output_dir, resume=resume)), "train_examples": len(examples)}
 
@@ -322,7 +310,7 @@ def general_distill(student: PreTrainedModel, student_tokenizer: PreTrainedToken
         eval_dataset=held or None,
         data_collator=DistillCollator(student_tokenizer, teacher_tokenizer),
         processing_class=student_tokenizer,
-        callbacks=_callbacks(settings, on_epoch, evaluate=bool(held)),
+        callbacks=trainer_callbacks(settings, on_epoch, eval_key="eval_loss" if held else None),
         teacher=teacher_encoder,
         loss_settings=losses,
     )

@@ -37,6 +37,7 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from findistill.config import ValueProblem, require
+from findistill.costs.device import parse_device
 from findistill.data.corpus import Sentence
 from findistill.evaluation.scoring import chunk_predictions_to_tags, entity_scores
 from findistill.models.words import encode
@@ -187,7 +188,7 @@ class DeviceTrainingArguments(TrainingArguments):
     train_device: str = field(default="cpu", metadata={"help": "cpu, cuda or cuda:N: the one device to train on."})
 
     def __post_init__(self) -> None:
-        wanted = _torch_device(self.train_device)
+        wanted = parse_device(self.train_device)
         self.use_cpu = wanted.type == "cpu"
         if wanted.type == "cuda":
             visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -199,7 +200,7 @@ class DeviceTrainingArguments(TrainingArguments):
     @cached_property
     def _setup_devices(self) -> torch.device:
         found = TrainingArguments._setup_devices.func(self)
-        wanted = _torch_device(self.train_device)
+        wanted = parse_device(self.train_device)
         if wanted.type != "cuda" or self.distributed_state.distributed_type != DistributedType.NO:
             return found
         wanted = torch.device("cuda", wanted.index or 0)
@@ -207,16 +208,6 @@ class DeviceTrainingArguments(TrainingArguments):
         self.distributed_state.device = wanted  # the Accelerator created by the Trainer reads it from here
         self._n_gpu = 1
         return wanted
-
-
-def _torch_device(device: str | torch.device) -> torch.device:
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise ValueProblem("device", f"expected cpu, cuda or cuda:N, got {device!r}")
-    return parsed
 
 
 def training_arguments(settings: TrainSettings, output_dir: str | Path, *, device: str | torch.device = "cpu",
@@ -247,7 +238,7 @@ def training_arguments(settings: TrainSettings, output_dir: str | Path, *, devic
         data_seed=settings.seed,
         report_to="none",
         disable_tqdm=not progress,
-        dataloader_pin_memory=_torch_device(device).type == "cuda",  # pinning would start CUDA for a CPU run
+        dataloader_pin_memory=parse_device(device).type == "cuda",  # pinning would start CUDA for a CPU run
     )
     kwargs.update(overrides)
     return DeviceTrainingArguments(**kwargs)
@@ -260,11 +251,16 @@ def encode_split(tokenizer: PreTrainedTokenizerBase, sentences: list[Sentence], 
     return encode(tokenizer, [s.tokens for s in sentences], [s.tags for s in sentences], label2id, max_length)
 
 
-def trainer_callbacks(settings: TrainSettings,
-                      on_epoch: Callable[[dict[str, float], int], None] | None) -> list[TrainerCallback]:
-    callbacks: list[TrainerCallback] = [EarlyStoppingCallback(early_stopping_patience=settings.patience)]
+def trainer_callbacks(settings: TrainSettings, on_epoch: Callable[[dict[str, float], int], None] | None, *,
+                      eval_key: str | None = "eval_f1") -> list[TrainerCallback]:
+    """Early stopping after ``settings.patience`` epochs without a better validation score, and
+    ``on_epoch`` called after each epoch's evaluation entry ``eval_key``; ``eval_key=None``: no
+    evaluation, so no early stopping, and ``on_epoch`` gets each epoch's training loss."""
+    callbacks: list[TrainerCallback] = []
+    if eval_key is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.patience))
     if on_epoch is not None:
-        callbacks.append(EpochLogger(on_epoch))
+        callbacks.append(EpochLogger(on_epoch, eval_key=eval_key))
     return callbacks
 
 

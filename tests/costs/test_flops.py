@@ -6,36 +6,11 @@ import math
 
 import pytest
 import torch
+from tiny_bert import FFN, LAYERS, N_LABELS, H, V, tiny_config
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import BertConfig, BertForTokenClassification, BertModel
+from transformers import BertForTokenClassification, BertModel
 
 from findistill.costs.flops import encoder_flops, mfu, peak_matmul_flops
-
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-WORDS = ["the", "bank", "net", "income", "rose", "fell", "profit", "shares", "in", "q3", "."]
-
-
-PIECES = ["##s", "##ed"]
-
-
-V = len(SPECIAL) + len(WORDS) + len(PIECES)  # 18
-H, P, LAYERS, FFN, LABELS = 32, 64, 2, 64, 5
-
-
-def tiny_config(**overrides) -> BertConfig:
-    kwargs = {
-        "vocab_size": V,
-        "hidden_size": H,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": 2,
-        "intermediate_size": FFN,
-        "max_position_embeddings": P,
-        "num_labels": LABELS,
-    }
-    kwargs.update(overrides)
-    return BertConfig(**kwargs)
 
 
 def test_encoder_flops_hand_computed():
@@ -77,7 +52,7 @@ def test_encoder_flops_leaves_out_the_token_classifier_head_only():
     seq_lens = [4, 9]
     config = tiny_config(attn_implementation="eager")
     classifier = BertForTokenClassification(config).eval()
-    head = sum(2 * n * H * LABELS for n in seq_lens)  # the linear head on every token
+    head = sum(2 * n * H * N_LABELS for n in seq_lens)  # the linear head on every token
     assert counted_flops(classifier, seq_lens) - encoder_flops(config, seq_lens) == head
 
 

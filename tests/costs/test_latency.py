@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import psutil
 import pytest
 import torch
-from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+from tiny_bert import PIECES, SPECIAL, WORDS, tiny_config
+from transformers import BertForTokenClassification, BertTokenizerFast
 
 from findistill.costs import latency
 from findistill.costs.flops import encoder_flops
@@ -27,19 +28,6 @@ from findistill.costs.latency import (
 )
 from findistill.costs.size import count_parameters
 
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-WORDS = ["the", "bank", "net", "income", "rose", "fell", "profit", "shares", "in", "q3", "."]
-
-
-PIECES = ["##s", "##ed"]
-
-
-V = len(SPECIAL) + len(WORDS) + len(PIECES)  # 18
-H, P, LAYERS, FFN, LABELS = 32, 64, 2, 64, 5
-
-
 SENTENCES = [
     ["the", "bank", "rose", "."],
     ["net", "income", "fell", "in", "q3", "."],
@@ -48,18 +36,6 @@ SENTENCES = [
 ]
 
 
-def tiny_config(**overrides) -> BertConfig:
-    kwargs = {
-        "vocab_size": V,
-        "hidden_size": H,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": 2,
-        "intermediate_size": FFN,
-        "max_position_embeddings": P,
-        "num_labels": LABELS,
-    }
-    kwargs.update(overrides)
-    return BertConfig(**kwargs)
 
 
 @pytest.fixture(scope="module")

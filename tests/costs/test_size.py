@@ -6,35 +6,10 @@ import warnings
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification
+from tiny_bert import FFN, LAYERS, N_LABELS, H, P, V, tiny_config
+from transformers import BertForMaskedLM, BertForTokenClassification
 
 from findistill.costs.size import count_parameters, model_size_mb
-
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-WORDS = ["the", "bank", "net", "income", "rose", "fell", "profit", "shares", "in", "q3", "."]
-
-
-PIECES = ["##s", "##ed"]
-
-
-V = len(SPECIAL) + len(WORDS) + len(PIECES)  # 18
-H, P, LAYERS, FFN, LABELS = 32, 64, 2, 64, 5
-
-
-def tiny_config(**overrides) -> BertConfig:
-    kwargs = {
-        "vocab_size": V,
-        "hidden_size": H,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": 2,
-        "intermediate_size": FFN,
-        "max_position_embeddings": P,
-        "num_labels": LABELS,
-    }
-    kwargs.update(overrides)
-    return BertConfig(**kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +35,7 @@ def test_count_parameters_splits_embedding_encoder_and_head(model):
     assert model.bert.pooler is None  # BertForTokenClassification: add_pooling_layer=False
     assert counts["params_embedding"] == embedding_params()
     assert counts["params_encoder"] == LAYERS * layer_params()
-    head = H * LABELS + LABELS
+    head = H * N_LABELS + N_LABELS
     assert counts["params_total"] == embedding_params() + LAYERS * layer_params() + head
     assert counts["params_total"] == sum(p.numel() for p in model.parameters())
 

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import write
 
 from findistill.data.corpus import SPLITS, DataError, Sentence
 from findistill.data.readers import read_conll, read_file, read_file_located, read_hf_dataset, read_jsonl
 from findistill.data.splits import load_ner_data
-
-
-def write(folder: Path, name: str, text: str | bytes) -> Path:
-    """Returns the path of a file written into ``folder`` (bytes as given, text as UTF-8)."""
-    path = folder / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_read_conll_four_columns_docstart_blank_lines_crlf(tmp_path):

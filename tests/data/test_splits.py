@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import LABELS, shared_corpus
+from conftest import LABELS, shared_corpus, write
 
 from findistill.data.corpus import SPLITS, DataError, Sentence
 from findistill.data.readers import read_conll, read_file_located, read_jsonl
@@ -19,14 +19,6 @@ CONLL_LABELS = LABELS
 shared = shared_corpus
 
 
-def write(folder: Path, name: str, text: str | bytes) -> Path:
-    """Returns the path of a file written into ``folder`` (bytes as given, text as UTF-8)."""
-    path = folder / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def io_corpus(n: int, types: tuple[str, ...] = ("PER", "ORG")) -> str:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import LABELS
-from transformers import BertConfig, BertForTokenClassification
+from tiny_bert import bert_classifier
+from transformers import BertForTokenClassification
 
 from findistill.config import ValueProblem
 from findistill.models.students import build_student, keep_layers, map_layers, select_layers
@@ -13,12 +14,6 @@ from findistill.models.words import word_outputs
 LABEL2ID = {label: i for i, label in enumerate(LABELS)}
 
 
-def _bert(layers: int = 4, width: int = 32, vocab: int = 64, seed: int = 0) -> BertForTokenClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=2 * width, max_position_embeddings=128, num_labels=len(LABELS),
-                        id2label=dict(enumerate(LABELS)), label2id=LABEL2ID)
-    return BertForTokenClassification(config).eval()
 
 
 def test_select_layers_named_and_explicit():
@@ -42,7 +37,7 @@ def test_select_layers_named_and_explicit():
 
 
 def test_layer_selection_copies_exactly_the_chosen_teacher_weights(tmp_path):
-    teacher = _bert(layers=4)
+    teacher = bert_classifier(layers=4)
     student = keep_layers(teacher, [1, 3])
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
     t_state, s_state = teacher.state_dict(), student.state_dict()

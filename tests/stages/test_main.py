@@ -59,7 +59,8 @@ def test_cache_key_changes_with_an_upstream_run_or_a_parameter_and_not_otherwise
 def _main_args(model, *extra: str) -> list[str]:
     return ["main", "--model", str(model), "--epochs", "1", "--learning_rate", "0.003", "--student_learning_rate",
             "0.003", "--adapt_epochs", "1", "--general_epochs", "1", "--max_sentences", "40", "--max_length", "64",
-            "--tokenizer_vocab_size", "2000", "--student_layers", "1", "--measure_resources", "false", *extra]
+            "--tokenizer", "domain", "--tokenizer_vocab_size", "2000", "--student_layers", "1",
+            "--measure_resources", "false", "--transfer_data", "none", *extra]
 
 
 def _children(parent_id: str):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from conftest import LABELS, wordpiece_tokenizer
-from transformers import BertConfig, BertForTokenClassification
+from tiny_bert import bert_classifier
 
 from findistill.config import ConfigError
 from findistill.data.splits import load_ner_data
@@ -23,12 +23,6 @@ from findistill.training.transfer_sets import swap_mentions
 LABEL2ID = {label: i for i, label in enumerate(LABELS)}
 
 
-def _bert(layers: int = 4, width: int = 32, vocab: int = 64, seed: int = 0) -> BertForTokenClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=2 * width, max_position_embeddings=128, num_labels=len(LABELS),
-                        id2label=dict(enumerate(LABELS)), label2id=LABEL2ID)
-    return BertForTokenClassification(config).eval()
 
 
 def test_word_pooling_aligns_words_split_differently_by_two_tokenizers():
@@ -73,8 +67,8 @@ def test_examples_carry_both_tokenizations_of_the_same_words():
 def test_cached_and_on_the_fly_teacher_give_the_same_losses():
     teacher_tok = wordpiece_tokenizer(["nas", "##da", "##q", "lend", "##er", "said", "acme", "rose", "in", "dallas"])
     student_tok = wordpiece_tokenizer(["nasdaq", "lender", "sa", "##id", "ac", "##me", "rose", "in", "dallas"])
-    teacher = _bert(layers=2, vocab=len(teacher_tok))
-    student = _bert(layers=1, vocab=len(student_tok), seed=1)
+    teacher = bert_classifier(layers=2, vocab=len(teacher_tok))
+    student = bert_classifier(layers=1, vocab=len(student_tok), seed=1)
     words = [["Nasdaq", "lender", "said"], ["Acme", "rose", "in", "Dallas"]]
     tags = [["B-ORG", "O", "O"], ["B-ORG", "O", "O", "B-LOC"]]
     settings = LossSettings(hidden_weight=1.0, word_pooling="mean", layer_map=map_layers(1, 2))
@@ -107,7 +101,7 @@ def test_a_student_equal_to_its_teacher_has_zero_distillation_loss(tiny_classifi
 def test_attention_loss_refuses_different_tokenizers():
     teacher_tok = wordpiece_tokenizer(["nas", "##da", "##q", "said"])
     student_tok = wordpiece_tokenizer(["nasdaq", "said"])
-    teacher, student = _bert(layers=2, vocab=len(teacher_tok)), _bert(layers=1, vocab=len(student_tok))
+    teacher, student = bert_classifier(layers=2, vocab=len(teacher_tok)), bert_classifier(layers=1, vocab=len(student_tok))
     for model in (student, teacher):
         model.set_attn_implementation("eager")
     examples = build_examples(student_tok, [["Nasdaq", "said"]], None, LABEL2ID, 16, teacher_tokenizer=teacher_tok)
@@ -166,7 +160,7 @@ def test_an_interrupted_distillation_resumes_from_its_last_checkpoint(tiny_class
 
 def test_a_narrower_student_learns_hidden_states_through_a_projection(tiny_classifier, tmp_path):
     teacher, tokenizer = tiny_classifier  # 32 wide
-    student = _bert(layers=1, width=16, vocab=len(tokenizer), seed=2).train()
+    student = bert_classifier(layers=1, width=16, vocab=len(tokenizer), seed=2).train()
     data = load_ner_data("sample")
     epochs: list[dict] = []
     distill_student(student, tokenizer, teacher, tokenizer, data.splits["train"][:24], data.splits["validation"][:8],

@@ -134,7 +134,7 @@ def test_a_cuda_device_that_is_not_there_or_another_kind_is_refused_naming_the_d
     _fake_cuda(monkeypatch, count=2)
     with pytest.raises(ValueProblem, match=r"device: 'cuda:2' requested but 2 CUDA device"):
         training_arguments(TrainSettings(), tmp_path, device="cuda:2")
-    with pytest.raises(ValueProblem, match=r"device: expected cpu, cuda or cuda:N, got 'mps'"):
+    with pytest.raises(ValueProblem, match=r"device: expected auto, cpu, cuda or cuda:N, got 'mps'"):
         training_arguments(TrainSettings(), tmp_path, device="mps")
 
 
