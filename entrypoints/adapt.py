@@ -1,4 +1,4 @@
-"""MLflow entry point `adapt`: runs findistill.stages.adapt (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `adapt`: runs findistill.stages.adapt."""
 
 from findistill.cli import entry_point
 

@@ -1,4 +1,4 @@
-"""MLflow entry point `analyze_tokenization`: runs findistill.stages.analyze_tokenization (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `analyze_tokenization`: runs findistill.stages.analyze_tokenization."""
 
 from findistill.cli import entry_point
 

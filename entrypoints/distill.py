@@ -1,4 +1,4 @@
-"""MLflow entry point `distill`: runs findistill.stages.distill (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `distill`: runs findistill.stages.distill."""
 
 from findistill.cli import entry_point
 

@@ -1,4 +1,4 @@
-"""MLflow entry point `evaluate`: runs findistill.stages.evaluate (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `evaluate`: runs findistill.stages.evaluate."""
 
 from findistill.cli import entry_point
 

@@ -1,4 +1,4 @@
-"""MLflow entry point `finetune`: runs findistill.stages.finetune (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `finetune`: runs findistill.stages.finetune."""
 
 from findistill.cli import entry_point
 

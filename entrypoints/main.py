@@ -1,4 +1,4 @@
-"""MLflow entry point `main`: runs findistill.stages.main (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `main`: runs findistill.stages.main."""
 
 from findistill.cli import entry_point
 

@@ -1,4 +1,4 @@
-"""MLflow entry point `prepare`: runs findistill.stages.prepare (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `prepare`: runs findistill.stages.prepare."""
 
 from findistill.cli import entry_point
 

@@ -1,4 +1,4 @@
-"""MLflow entry point `train_tokenizer`: runs findistill.stages.train_tokenizer (the findistill package is installed by `make` or python_env.yaml)."""
+"""MLflow entry point `train_tokenizer`: runs findistill.stages.train_tokenizer."""
 
 from findistill.cli import entry_point
 

@@ -33,6 +33,9 @@ class ValueProblem(ValueError):
         self.argument, self.message = argument, message
         super().__init__(f"{argument}: {message}")
 
+    def __reduce__(self):
+        return (type(self), (self.argument, self.message))
+
 
 @contextlib.contextmanager
 def as_parameters(**parameters: str) -> Iterator[None]:

@@ -37,7 +37,7 @@ from transformers import (
     set_seed,
 )
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.data.corpus import Sentence
 from findistill.models.words import IGNORE_INDEX, WordOutputs, encode, pool_words, word_outputs
 from findistill.training.kd_losses import (
@@ -142,7 +142,7 @@ def distillation_losses(student: PreTrainedModel, inputs: dict[str, torch.Tensor
             raise ValueError("the attention loss needs the teacher run on the fly (cache_teacher=false)")
         if inputs["t_input_ids"].shape != inputs["input_ids"].shape or \
                 not torch.equal(inputs["t_input_ids"], inputs["input_ids"]):
-            raise ConfigError("parameter 'attention_weight': the attention loss needs both models to see the same "
+            raise ValueProblem("attention_weight", "the attention loss needs both models to see the same "
                               "sub-tokens (the same tokenizer); set attention_weight=0 with a domain tokenizer")
         losses = [attention_loss(out.attentions[s - 1], t_attentions[t - 1], inputs["attention_mask"])
                   for s, t in settings.layer_map if s >= 1 and t >= 1]
@@ -330,10 +330,10 @@ def distill_student(
     cached teacher outputs) and example counts.
     """
     if losses.attention_weight > 0 and cache_teacher:
-        raise ConfigError("parameter 'cache_teacher': the attention loss needs the teacher's attention maps at "
+        raise ValueProblem("cache_teacher", "the attention loss needs the teacher's attention maps at "
                           "every step; set cache_teacher=false (or attention_weight=0)")
     if losses.word_pooling not in POOLINGS:
-        raise ConfigError(f"parameter 'word_pooling': expected one of {', '.join(POOLINGS)}, "
+        raise ValueProblem("word_pooling", f"expected one of {', '.join(POOLINGS)}, "
                           f"got {losses.word_pooling!r}")
     set_seed(settings.seed)
     label2id = {label: i for i, label in enumerate(labels)}

@@ -5,7 +5,7 @@ import torch
 from conftest import LABELS, wordpiece_tokenizer
 from tiny_bert import bert_classifier
 
-from findistill.config import ConfigError
+from findistill.config import ValueProblem
 from findistill.data.splits import load_ner_data
 from findistill.models.students import build_student, map_layers
 from findistill.models.words import pool_words, word_outputs
@@ -106,7 +106,7 @@ def test_attention_loss_refuses_different_tokenizers():
         model.set_attn_implementation("eager")
     examples = build_examples(student_tok, [["Nasdaq", "said"]], None, LABEL2ID, 16, teacher_tokenizer=teacher_tok)
     settings = LossSettings(attention_weight=1, layer_map=map_layers(1, 2))
-    with pytest.raises(ConfigError, match="same sub-tokens"):
+    with pytest.raises(ValueProblem, match="attention_weight: .*same sub-tokens"):
         distillation_losses(student, DistillCollator(student_tok, teacher_tok)(examples), settings, teacher)
 
 
