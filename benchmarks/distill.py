@@ -128,7 +128,7 @@ def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 
     order, medians) on the same sentences: the first ``max_sentences`` of the test split of ``data``,
     by default the shared ``corpus``."""
     sys.path.insert(0, str(REPO))
-    from findistill.costs.latency import measure_saved_models
+    from findistill.costs.fresh_process import measure_saved_models
     from findistill.data.splits import load_ner_data
     from findistill.tracking.runs import localize_model
 

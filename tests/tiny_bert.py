@@ -12,6 +12,13 @@ WORDS = ["the", "bank", "net", "income", "rose", "fell", "profit", "shares", "in
 PIECES = ["##s", "##ed"]
 V = len(SPECIAL) + len(WORDS) + len(PIECES)  # 18
 H, P, LAYERS, FFN, N_LABELS = 32, 64, 2, 64, 5
+#: sentences whose words are all in the toy vocabulary
+SENTENCES = [
+    ["the", "bank", "rose", "."],
+    ["net", "income", "fell", "in", "q3", "."],
+    ["the", "shares", "rose"],
+    ["profit", "fell", "."],
+]
 
 
 def tiny_config(**overrides) -> BertConfig:

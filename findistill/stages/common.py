@@ -13,7 +13,8 @@ import mlflow
 
 from findistill.config import config_hash, require
 from findistill.costs.device import device_info
-from findistill.costs.latency import format_resources_table, measure_saved_models
+from findistill.costs.fresh_process import measure_saved_models
+from findistill.costs.latency import format_resources_table
 from findistill.data.corpus import SPLITS, NerData
 from findistill.data.splits import load_ner_data
 from findistill.data.stats import dataset_stats

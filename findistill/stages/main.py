@@ -40,7 +40,7 @@ from mlflow.tracking import MlflowClient
 import findistill
 from findistill.config import as_parameters, require, to_dict
 from findistill.costs.device import resolve_device
-from findistill.costs.latency import measure_saved_models
+from findistill.costs.fresh_process import measure_saved_models
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
 from findistill.stages import adapt, analyze_tokenization, distill, evaluate, finetune, prepare, train_tokenizer

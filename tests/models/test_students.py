@@ -24,7 +24,8 @@ def test_select_layers_named_and_explicit():
     assert select_layers(6, 0, "1,3,5") == [1, 3, 5]
     assert select_layers(6, 6) == list(range(6))
     with pytest.raises(ValueProblem,
-                       match="student_layers: a student cannot be deeper than its teacher.*7 layers asked, the teacher has 6"):
+                       match="student_layers: a student cannot be deeper than its teacher.*"
+                             "7 layers asked, the teacher has 6"):
         select_layers(6, 7)
     with pytest.raises(ValueProblem, match="0..5"):
         select_layers(6, 0, "2,6")

@@ -101,7 +101,8 @@ def test_a_student_equal_to_its_teacher_has_zero_distillation_loss(tiny_classifi
 def test_attention_loss_refuses_different_tokenizers():
     teacher_tok = wordpiece_tokenizer(["nas", "##da", "##q", "said"])
     student_tok = wordpiece_tokenizer(["nasdaq", "said"])
-    teacher, student = bert_classifier(layers=2, vocab=len(teacher_tok)), bert_classifier(layers=1, vocab=len(student_tok))
+    teacher = bert_classifier(layers=2, vocab=len(teacher_tok))
+    student = bert_classifier(layers=1, vocab=len(student_tok))
     for model in (student, teacher):
         model.set_attn_implementation("eager")
     examples = build_examples(student_tok, [["Nasdaq", "said"]], None, LABEL2ID, 16, teacher_tokenizer=teacher_tok)
