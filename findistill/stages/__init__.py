@@ -20,6 +20,7 @@ from findistill.stages import (
     evaluate,
     finetune,
     prepare,
+    search,
     train_tokenizer,
 )
 from findistill.stages import main as _main  # last: it chains the others
@@ -32,5 +33,6 @@ STAGES: dict[str, ModuleType] = {
     "finetune": finetune,
     "distill": distill,
     "evaluate": evaluate,
+    "search": search,
     "main": _main,
 }

@@ -15,6 +15,7 @@ from findistill.config import config_hash, require
 from findistill.costs.device import device_info
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.costs.latency import format_resources_table
+from findistill.costs.size import count_parameters
 from findistill.data.corpus import SPLITS, NerData
 from findistill.data.splits import load_ner_data
 from findistill.data.stats import dataset_stats
@@ -123,12 +124,15 @@ def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: i
     when it is None, from a temporary copy of ``model`` and ``tokenizer``: so latency and
     ``peak_rss_mb`` describe inference alone, not this process (which may just have trained).
     The fresh process uses this process's torch thread count; the ``device.*`` tags describe it.
+    Without ``measure``, only the parameter counts (``params_total``...) are logged beside the scores.
     """
     sentences = data.splits[split]
     check_label_compatibility(model_labels(model), data.labels, f"{data.files.get(split, split)}")
     result = evaluate_ner(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length, device=device)
     metrics = {f"{split}_{k}": v for k, v in result.scores.items()}
     log_metrics(metrics)
+    if not measure:  # counted here, without the fresh process (which counts them among the resources)
+        log_metrics(count_parameters(model))
     log_text(result.report, f"evaluation/{split}_report.txt")
     log_text(
         "\n\n".join(

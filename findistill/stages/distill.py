@@ -10,6 +10,7 @@ transfer set, and is then evaluated and logged exactly like a fine-tuned model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -112,9 +113,18 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
     return chosen
 
 
-def run(config: Config) -> str:
+def _epoch_done(metrics: dict[str, float], epoch: int, hook: Callable[[dict[str, float], int], None] | None) -> None:
+    log_metrics(metrics, step=epoch)
+    if hook is not None:
+        hook(metrics, epoch)
+
+
+def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None = None) -> str:
     """Distil ``teacher`` into a student; log the loss components and validation F1 per epoch, the student
-    (``runs:/<id>/model``) and its evaluation with resource metrics."""
+    (``runs:/<id>/model``) and its evaluation with resource metrics.
+
+    ``on_epoch(metrics, epoch)`` is called after each epoch's metrics are logged (``search`` reports
+    them to its trial, which may stop the training by raising)."""
     device = resolve_device(config.device)
     data = load_stage_data(config)
     teacher_dir = localize_model(config.teacher)
@@ -152,7 +162,7 @@ def run(config: Config) -> str:
         summary = distill_student(
             student, student_tokenizer, teacher, teacher_tokenizer, data.splits["train"], data.splits["validation"],
             labels, config.settings(), losses, checkpoints, transfer=transfer, cache_teacher=config.cache_teacher,
-            device=device, on_epoch=lambda metrics, epoch: log_metrics(metrics, step=epoch),
+            device=device, on_epoch=lambda metrics, epoch: _epoch_done(metrics, epoch, on_epoch),
         )
         del teacher, source
         finish_training(student, student_tokenizer, data, config, summary, checkpoints, device, role="student")

@@ -55,7 +55,7 @@ def localize_model(ref: str) -> str:
     raise FileNotFoundError(f"{ref}: no Hugging Face model or tokenizer in the MLflow artifacts at {root}")
 
 
-_CHILD: dict[str, Any] = {}  # run name and tags for the next stage run opened (set by ``child_context``)
+_CHILD: dict[str, Any] = {}  # how the next stage run is opened (set by ``child_context`` / ``into_active_run``)
 
 
 @contextlib.contextmanager
@@ -71,25 +71,51 @@ def child_context(run_name: str, tags: dict[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def into_active_run() -> Iterator[None]:
+    """A stage run inside logs into the run already active instead of opening its own: the caller
+    opened it and ends it (``search`` opens one run per trial before the trial's parameters are known
+    to be usable, so that a trial that fails early still has its run)."""
+    previous = dict(_CHILD)
+    _CHILD.clear()
+    _CHILD["adopt"] = True
+    try:
+        yield
+    finally:
+        _CHILD.clear()
+        _CHILD.update(previous)
+
+
+def _log_stage(run: mlflow.ActiveRun, stage: str, config: Any, tags: dict[str, str]) -> None:
+    params = to_dict(config)  # stage configs are flat dataclasses
+    existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
+    mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
+    mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__, **tags})
+    mlflow.log_dict(params, "config.json")
+
+
+@contextlib.contextmanager
 def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """Open the stage's MLflow run, log its config (params + ``config.json``) and stage tags.
 
     Under ``mlflow run`` the run already exists (``MLFLOW_RUN_ID``) and is picked up; inside a
     parent run (``main``) a nested child run is opened. ``run_name`` names the run (also one that
-    ``mlflow run`` opened). On an exception the run ends FAILED.
+    ``mlflow run`` opened). On an exception the run ends FAILED. Inside :func:`into_active_run` the
+    active run is used as it is, and left open.
     """
+    if _CHILD.get("adopt"):
+        active = mlflow.active_run()
+        if active is None:
+            raise RuntimeError("into_active_run: no active MLflow run to log into")
+        _log_stage(active, stage, config, {})
+        yield active
+        return
     nested = mlflow.active_run() is not None
     launched = not nested and bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` made the run (and named it)
     name = _CHILD.get("run_name") if nested else None
     with mlflow.start_run(run_name=None if launched else name or run_name or stage, nested=nested) as run:
         if launched and run_name:  # `mlflow run` gave the run a random name; a stage that knows better renames it
             mlflow.set_tag("mlflow.runName", run_name)
-        params = to_dict(config)  # stage configs are flat dataclasses
-        existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
-        mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
-        mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__,
-                         **(_CHILD.get("tags", {}) if nested else {})})
-        mlflow.log_dict(to_dict(config), "config.json")
+        _log_stage(run, stage, config, _CHILD.get("tags", {}) if nested else {})
         yield run
 
 

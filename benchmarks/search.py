@@ -1,0 +1,217 @@
+"""Search benchmark: Optuna studies over distillation on FiNER-ORD, against the hand-set students.
+
+    .venv/bin/python benchmarks/search.py --teacher runs:/<id>/model        # both studies, then the table
+    .venv/bin/python benchmarks/search.py --teacher runs:/<id>/model --collect-only
+
+Two studies through ``mlflow run . -e search`` (experiment ``search-finer-ord``) over the default
+space (``configs/search-space.yaml``), each of ``--trials`` short trials (``--max-sentences``
+training sentences, the space's fixed epochs): one objective (validation F1, median pruning; the
+best trial retrained with the full budget for 3 seeds) and two objectives (validation F1 and CPU
+latency at batch 1; the Pareto trials retrained once). A study interrupted half-way continues
+where it stopped (the same study in ``benchmarks/results/search-optuna.db``); a study whose run
+finished and retrained its chosen trials is not run again.
+
+Afterwards the teacher and each retrained student are measured side by side in one fresh process
+(2 threads, the first 256 test sentences, 3 alternating rounds) and set against the hand-set
+students of ``benchmarks/results/distill.json``. Output: ``benchmarks/results/search.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stage_runs import launch, stage_key, wait_while_running  # the sibling module
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+DATA = REPO.parent / "shared" / "data" / "finer-ord"
+EXPERIMENT = "search-finer-ord"
+#: study -> the parameters that differ between the two studies
+STUDIES = {
+    "f1": {"objectives": "f1", "pruner": "median", "retrain_seeds": "42,1,2", "retrain_top": "1"},
+    "f1-latency": {"objectives": "f1,latency", "pruner": "none", "retrain_seeds": "42", "retrain_top": "3"},
+}
+COST_KEYS = ("params_total", "model_size_mb", "latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50",
+             "throughput_cpu_words_per_s")
+
+
+def search_params(study: str, args: argparse.Namespace) -> dict[str, str]:
+    return {"data": str(DATA), "teacher": args.teacher, "space": args.space, "n_trials": str(args.trials),
+            "max_sentences": str(args.max_sentences), "storage": f"sqlite:///{RESULTS / 'search-optuna.db'}",
+            "study_name": f"finer-ord-{study}", **STUDIES[study]}
+
+
+def finished_search(study: str):
+    """The newest FINISHED search run of ``study`` that retrained its chosen trials, or None. Found by the
+    study's name, not by the stage cache key: the study itself is the cache (a new run continues it)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return None
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
+                              filter_string=f"tags.`optuna.study_name` = 'finer-ord-{study}' and "
+                                            "attributes.status = 'FINISHED' and tags.`findistill.best_trial` != ''")
+    return next((r for r in runs if r.data.tags.get("findistill.stage") == "search"), None)
+
+
+def run_study(study: str, args: argparse.Namespace) -> str:
+    params = search_params(study, args)
+    key = stage_key("search", params)
+    wait_while_running(EXPERIMENT, key)
+    done = finished_search(study)
+    if done is not None:
+        print(f"[reuse] study {study}: run {done.info.run_id}", flush=True)
+        return done.info.run_id
+    (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
+    return launch("search", EXPERIMENT, f"search-{study}", params, key, log=RESULTS / "logs" / f"search-{study}.log")
+
+
+def _artifact_json(run_id: str, path: str):
+    import mlflow
+
+    return json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)).read_text())
+
+
+def collect_study(study: str, args: argparse.Namespace) -> dict | None:
+    import optuna
+
+    from findistill.search.report import trials_frame
+    from findistill.search.study import OBJECTIVES, make_storage
+
+    run = finished_search(study)
+    if run is None:
+        print(f"[missing] study {study}: no finished search run with these settings", flush=True)
+        return None
+    summary = _artifact_json(run.info.run_id, "search/summary.json")
+    retrained = _artifact_json(run.info.run_id, "search/retrained.json")
+    storage = make_storage(search_params(study, args)["storage"])
+    optuna_study = optuna.load_study(study_name=summary["study_name"], storage=storage)
+    objectives = [OBJECTIVES[name] for name in summary["objectives"]]
+    frame = trials_frame(optuna_study, objectives)
+    front = []
+    if len(objectives) > 1:
+        front = sorted(({"trial": t.number, "f1": t.values[0], objectives[1].name: t.values[1], "params": t.params}
+                        for t in optuna_study.best_trials), key=lambda row: -row["f1"])
+    return {"study": study, "run_id": run.info.run_id, "summary": summary, "retrained": retrained,
+            "pareto": front, "trials": json.loads(frame.to_json(orient="records")),
+            "seconds": run.data.metrics.get("search_seconds")}
+
+
+def measure(teacher: str, studies: list[dict]) -> dict[str, dict[str, float]]:
+    """Teacher and every retrained student (first seed) side by side in one fresh process."""
+    from findistill.costs.fresh_process import measure_saved_models
+    from findistill.data.splits import load_ner_data
+    from findistill.tracking.runs import localize_model
+
+    cache = RESULTS / "search-costs.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    dirs = {"teacher": localize_model(teacher)}
+    for study in studies:
+        for row in study["retrained"]:
+            dirs[f"{study['study']} trial {row['trial']}"] = localize_model(row["model_uri"])
+    sentences = [s.tokens for s in load_ner_data(str(DATA)).splits["test"][:256]]
+    costs = measure_saved_models(dirs, sentences, max_length=256, threads=2, rounds=3)
+    cache.write_text(json.dumps(costs, indent=1))
+    return costs
+
+
+def hand_set() -> list[dict]:
+    """The hand-set students of the distillation benchmark on FiNER-ORD (3 seeds each)."""
+    rows = json.loads((RESULTS / "distill.json").read_text())
+    corpus = next(r for r in rows if r["corpus"] == "finer-ord")
+    teacher = corpus["costs"]["teacher"]
+    out = []
+    for key, variant in corpus["variants"].items():
+        out.append({"variant": key, "description": variant["description"], "f1_mean": variant["f1_mean"],
+                    "f1_sd": variant["f1_sd"], "f1_ratio": variant["f1_ratio"],
+                    "params": variant["cost"]["params_total"], "params_ratio": variant["params_ratio"],
+                    "speedup_b1": teacher["latency_cpu_b1_ms_p50"] / variant["cost"]["latency_cpu_b1_ms_p50"]})
+    return out
+
+
+def _values(params: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def markdown(studies: list[dict], costs: dict, teacher_f1: float | None, hand: list[dict]) -> str:
+    teacher_cost = costs["teacher"]
+    lines = ["# Optuna search over distillation on FiNER-ORD", ""]
+    if teacher_f1 is not None:
+        lines += [f"Teacher test F1 {teacher_f1:.4f}, {teacher_cost['params_total'] / 1e6:.2f}M parameters, "
+                  f"CPU b1 p50 {teacher_cost['latency_cpu_b1_ms_p50']:.1f} ms.", ""]
+    for study in studies:
+        s = study["summary"]
+        lines += [f"## Study `{s['study_name']}` ({', '.join(s['objectives'])})", "",
+                  f"Trials: {s['trials']}; {study['seconds'] / 60:.0f} min of search on 2 cores "
+                  f"(run `{study['run_id']}`).", ""]
+        for objective, ranked in s["importances"].items():
+            if ranked:
+                lines.append(f"- Importances for {objective}: "
+                             + ", ".join(f"{k} {v:.2f}" for k, v in ranked.items()))
+        if study["pareto"]:
+            second = s["objectives"][1]
+            lines += ["", "Pareto front (trial values on the validation split):", "",
+                      f"| trial | validation F1 | {second} | values |", "|---|---:|---:|---|"]
+            lines += [f"| {p['trial']} | {p['f1']:.4f} | {p[second]:.4g} | {_values(p['params'])} |"
+                      for p in study["pareto"]]
+        lines += ["", "Retrained with the full budget (all training sentences, the space's retrain values), "
+                  "tested; costs side by side with the teacher:", "",
+                  "| trial | test F1 mean ± sd | seeds | F1 vs teacher | params | vs teacher | CPU b1 p50 ms | "
+                  "b1 speed-up | values |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for row in study["retrained"]:
+            cost = costs[f"{study['study']} trial {row['trial']}"]
+            ratio = f"{row['test_f1_mean'] / teacher_f1:.1%}" if teacher_f1 else "–"
+            lines.append(
+                f"| {row['trial']} | {row['test_f1_mean']:.4f} ± {row['test_f1_sd']:.4f} | {len(row['test_f1'])} | "
+                f"{ratio} | {cost['params_total'] / 1e6:.2f}M | {cost['params_total'] / teacher_cost['params_total']:.0%}"
+                f" | {cost['latency_cpu_b1_ms_p50']:.1f} | "
+                f"{teacher_cost['latency_cpu_b1_ms_p50'] / cost['latency_cpu_b1_ms_p50']:.2f}x | {_values(row['params'])} |")
+        lines.append("")
+    lines += ["## Hand-set students (benchmarks/results/distill.md, their own teacher run, 3 seeds)", "",
+              "| variant | test F1 mean ± sd | F1 vs teacher | params | vs teacher | b1 speed-up |",
+              "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {h['description']} | {h['f1_mean']:.4f} ± {h['f1_sd']:.4f} | {h['f1_ratio']:.1%} | "
+              f"{h['params'] / 1e6:.2f}M | {h['params_ratio']:.0%} | {h['speedup_b1']:.2f}x |" for h in hand]
+    lines += ["", "Costs: one fresh process, 2 threads, first 256 test sentences, max_length 256, median of 3 "
+              "alternating rounds. Trials never see the test split: they are chosen on validation F1."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", required=True, help="the fine-tuned FiNER-ORD teacher (runs:/<id>/model)")
+    parser.add_argument("--space", default="configs/search-space.yaml")
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--max-sentences", type=int, default=1000)
+    parser.add_argument("--studies", default=",".join(STUDIES))
+    parser.add_argument("--collect-only", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{RESULTS / 'mlflow.db'}")
+    names = [s for s in args.studies.split(",") if s]
+    if not args.collect_only:
+        for study in names:
+            run_study(study, args)
+    studies = [s for s in (collect_study(study, args) for study in names) if s is not None]
+    from mlflow.tracking import MlflowClient
+
+    teacher_run = args.teacher.removeprefix("runs:/").split("/")[0]
+    teacher_f1 = MlflowClient().get_run(teacher_run).data.metrics.get("test_f1") if args.teacher.startswith(
+        "runs:/") else None
+    costs = measure(args.teacher, studies)
+    (RESULTS / "search.json").write_text(json.dumps({"teacher": args.teacher, "teacher_test_f1": teacher_f1,
+                                                     "studies": studies, "costs": costs}, indent=1, default=str))
+    table = markdown(studies, costs, teacher_f1, hand_set())
+    (RESULTS / "search.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The ``search`` stage on a tiny random teacher and the bundled sample: one MLflow run per trial, a
+study that continues its trial count, pruning, failures recorded and the study going on."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from findistill.config import ConfigError
+from findistill.search.study import make_storage
+from findistill.stages import search
+
+SPACE = """
+parameters:
+  learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+fixed:
+  student_layers: 1
+  epochs: %d
+  batch_size: 8
+"""
+
+
+def _config(tmp_path, teacher: str, epochs: int = 1, **overrides) -> search.Config:
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE % epochs)
+    params = {"teacher": teacher, "space": str(space), "max_sentences": 24, "retrain": "false",
+              "storage": f"sqlite:///{tmp_path / 'optuna.db'}", "study_name": "study", **overrides}
+    return search.Config(**params)
+
+
+def _trial_runs(parent_id: str) -> list:
+    experiment = MlflowClient().get_run(parent_id).info.experiment_id
+    runs = MlflowClient().search_runs([experiment], filter_string="tags.`findistill.search_trial` = 'true'")
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def test_a_study_run_again_continues_its_trial_count_with_one_run_per_trial(mlflow_store, tmp_path, tiny_teacher):
+    first = search.run(_config(tmp_path, tiny_teacher, n_trials=2))
+    second = search.run(_config(tmp_path, tiny_teacher, n_trials=3))
+    study = optuna.load_study(study_name="study", storage=make_storage(f"sqlite:///{tmp_path / 'optuna.db'}"))
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    runs = {pid: _trial_runs(pid) for pid in (first, second)}
+    assert sorted(r.data.tags["optuna.trial_number"] for r in runs[first]) == ["0", "1"]
+    assert [r.data.tags["optuna.trial_number"] for r in runs[second]] == ["2"]
+    by_id = {r.info.run_id: r for rs in runs.values() for r in rs}
+    for trial in study.trials:
+        run = by_id[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["optuna.trial_number"] == str(trial.number)
+        assert run.info.status == "FINISHED" and run.data.tags["optuna.trial_state"] == "COMPLETE"
+        assert math.isclose(run.data.metrics["validation_f1"], trial.value)
+        assert float(run.data.params["learning_rate"]) == pytest.approx(trial.params["learning_rate"])
+        assert "test_f1" not in run.data.metrics  # trials never see the test split
+    parent = MlflowClient().get_run(second)
+    assert parent.data.metrics["trials_complete"] == 3
+    artifacts = {a.path for a in MlflowClient().list_artifacts(second, "search")}
+    assert {"search/trials.csv", "search/trials.md", "search/summary.json", "search/plots"} <= artifacts
+    plots = {a.path.rsplit("/", 1)[-1] for a in MlflowClient().list_artifacts(second, "search/plots")}
+    assert {"history_f1.html", "importances_f1.html"} <= plots
+
+
+def test_pruning_stops_a_trial_below_the_median_and_marks_it_pruned_not_failed(mlflow_store, tmp_path, tiny_teacher):
+    config = _config(tmp_path, tiny_teacher, epochs=3, n_trials=5)
+    storage = make_storage(config.storage)
+    study = optuna.create_study(study_name="study", storage=storage, direction="maximize")
+    study.set_user_attr("objectives", ["f1"])
+    distribution = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    for _ in range(4):  # four earlier trials that reached F1 1.0 at every epoch
+        study.add_trial(optuna.trial.create_trial(params={"learning_rate": 1e-3},
+                                                  distributions={"learning_rate": distribution}, value=1.0,
+                                                  intermediate_values={1: 1.0, 2: 1.0, 3: 1.0}))
+    parent = search.run(config)
+    trial = optuna.load_study(study_name="study", storage=storage).trials[4]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert sorted(trial.intermediate_values) == [1, 2]  # stopped after epoch 2 of 3 (no pruning after epoch 1)
+    [run] = _trial_runs(parent)
+    assert run.info.status == "KILLED" and run.data.tags["optuna.trial_state"] == "PRUNED"
+    history = MlflowClient().get_metric_history(run.info.run_id, "val_f1")
+    assert [m.step for m in history] == [1, 2]
+
+
+def test_a_nan_loss_fails_the_trial_and_validation_f1_goes_to_the_pruner(tmp_path, tiny_teacher):
+    from findistill.data.splits import load_ner_data
+    from findistill.search.space import load_space
+    from findistill.search.study import OBJECTIVES
+
+    config = _config(tmp_path, tiny_teacher)
+    space = load_space(config.space, allowed=search.SEARCHABLE, check=search.check_values)
+    runner = search.TrialRunner(config, space, [OBJECTIVES["f1"]], load_ner_data("sample"), "study")
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    with pytest.raises(FloatingPointError, match="training loss is nan at epoch 2"):
+        runner.report(trial, {"train_loss": float("nan"), "val_f1": 0.5}, 2)
+    runner.report(trial, {"train_loss": 0.3, "val_f1": 0.5}, 1)
+    assert study.trials[0].intermediate_values == {1: 0.5}
+
+
+def test_objectives_and_a_study_joined_with_other_objectives_are_refused(mlflow_store, tmp_path, tiny_teacher):
+    with pytest.raises(ConfigError, match="parameter 'objectives': expected f1, f1,latency or f1,params"):
+        _config(tmp_path, tiny_teacher, objectives="latency")
+    optuna.create_study(study_name="study", storage=make_storage(f"sqlite:///{tmp_path / 'optuna.db'}"),
+                        directions=["maximize", "minimize"]).set_user_attr("objectives", ["f1", "params"])
+    with pytest.raises(ConfigError, match="parameter 'objectives': study 'study' exists with objectives"):
+        search.run(_config(tmp_path, tiny_teacher, objectives="f1"))
+    assert MlflowClient().search_runs(["0"]) == []  # refused before any run was opened

@@ -1,0 +1,134 @@
+"""Search spaces: every problem of a space file found before anything runs, one line each naming the
+entry; conditional parameters sampled only where they matter."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import yaml
+
+from findistill.config import ConfigError
+from findistill.search.space import parse_space
+from findistill.stages.search import SEARCHABLE, check_values, load_search_space
+
+
+def _parse(payload):
+    return parse_space(payload, "space.yaml", allowed=SEARCHABLE, check=check_values)
+
+
+def _problems(payload) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        _parse(payload)
+    head, *lines = str(err.value).splitlines()
+    assert head.startswith("search space space.yaml:") and head.endswith(f"{len(lines)} problem(s)")
+    return [line.removeprefix("  - ") for line in lines]
+
+
+def test_the_default_space_is_valid_and_orders_parents_before_the_parameters_they_condition(tmp_path):
+    from conftest import REPO
+
+    space = load_search_space(str(REPO / "configs" / "search-space.yaml"))
+    names = space.names()
+    assert {"temperature", "kd_weight", "ce_weight", "hidden_weight", "student_layers", "vocab_method",
+            "learning_rate", "transfer_data"} <= set(names)
+    for child, parent in (("vocab_size", "vocab_method"), ("transfer_ratio", "transfer_data"),
+                          ("hidden_layers", "hidden_weight")):
+        assert names.index(parent) < names.index(child)
+    assert space.fixed["epochs"] < space.retrain["epochs"]
+
+
+def test_each_kind_of_mistake_is_reported_on_its_own_line_naming_the_entry():
+    problems = _problems({
+        "parameters": {
+            "temperture": {"type": "float", "low": 1, "high": 4},                  # unknown parameter
+            "kd_weight": {"type": "float", "low": 2.0, "high": 0.5},               # low > high
+            "ce_weight": {"type": "float", "low": 1.0, "high": 1.0},               # empty range
+            "student_layers": {"type": "integer", "low": 1, "high": 3},            # wrong type
+            "learning_rate": {"type": "float", "low": "1e-4", "high": 1e-3},       # bound not a number
+            "epochs": {"type": "int", "low": 1.5, "high": 4},                       # int with a fractional bound
+            "hidden_loss": {"type": "categorical", "choices": ["mse", "l1"]},      # a choice distill rejects
+            "temperature": {"type": "float", "low": 0.0, "high": 4.0},             # a range end distill rejects
+            "transfer_ratio": {"type": "float", "low": 0.0, "high": 2.0, "log": True},  # log scale from 0
+            "word_pooling": {"type": "categorical", "choices": []},                 # no choices
+        },
+        "fixed": {"batch_size": 0},                                                 # a fixed value distill rejects
+        "retrain": {"epochs": 6},
+        "extra": {},                                                                # unknown section
+    })
+    expected = {
+        "extra": "unknown section",
+        "parameters.temperture": "unknown parameter",
+        "parameters.kd_weight": "low 2.0 > high 0.5",
+        "parameters.ce_weight": "empty range",
+        "parameters.student_layers": "'type' must be one of float, int, categorical",
+        "parameters.learning_rate": "'low' and 'high' must both be numbers",
+        "parameters.epochs": "whole-number bounds",
+        "parameters.transfer_ratio": "log scale needs low > 0",
+        "parameters.word_pooling": "non-empty list",
+    }
+    for entry, words in expected.items():
+        assert [p for p in problems if p.startswith(f"{entry}:") and words in p], (entry, problems)
+    assert len(problems) == len(expected)  # the stage's verdicts come only once the structure is sound
+
+
+def test_values_the_stage_would_reject_are_named_with_the_stage_s_reason():
+    problems = _problems({
+        "parameters": {
+            "hidden_loss": {"type": "categorical", "choices": ["mse", "l1"]},
+            "temperature": {"type": "float", "low": 0.0, "high": 4.0},
+            "vocab_method": {"type": "categorical", "choices": ["same", "bpe-ish"]},
+        },
+        "fixed": {"epochs": 2},
+        "retrain": {"batch_size": 0},
+    })
+    assert problems == [
+        "retrain: parameter 'batch_size': expected an integer >= 1, got 0",
+        "parameters.hidden_loss: 'l1' is rejected: parameter 'hidden_loss': expected one of mse, cosine, got 'l1'",
+        "parameters.temperature: 0.0 is rejected: parameter 'temperature': expected a positive number, got 0.0",
+        "parameters.vocab_method: 'bpe-ish' is rejected: parameter 'vocab_method': expected one of same, train, "
+        "trim, extend, got 'bpe-ish'",
+    ]
+
+
+def test_a_parameter_the_search_decides_itself_cannot_be_searched():
+    problems = _problems({"parameters": {"seed": {"type": "int", "low": 1, "high": 5},
+                                         "eval_split": {"type": "categorical", "choices": ["test"]}}})
+    assert [p.split(":")[0] for p in problems] == ["parameters.eval_split", "parameters.seed"]
+    assert all("unknown parameter" in p for p in problems)
+
+
+def test_a_file_that_is_not_yaml_names_the_file_and_line(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("parameters:\n  temperature: {type: float, low: 1\n  kd_weight: 2\n")
+    with pytest.raises(ConfigError, match=r"space.yaml line \d+: not valid YAML"):
+        load_search_space(str(path))
+    with pytest.raises(ConfigError, match="parameter 'space': no search-space file"):
+        load_search_space(str(tmp_path / "missing.yaml"))
+
+
+def test_conditional_parameters_are_sampled_only_where_their_parent_makes_them_matter():
+    space = _parse(yaml.safe_load("""
+parameters:
+  vocab_size: {type: categorical, choices: [8000, 16000]}
+  vocab_method: {type: categorical, choices: [same, trim]}
+  transfer_ratio: {type: float, low: 0.5, high: 2.0}
+  transfer_data: {type: categorical, choices: [none, augment]}
+  temperature: {type: float, low: 1.0, high: 8.0, log: true}
+"""))
+    plain = space.suggest(optuna.trial.FixedTrial({"vocab_method": "same", "transfer_data": "none",
+                                                   "temperature": 2.0}))
+    assert plain == {"vocab_method": "same", "transfer_data": "none", "temperature": 2.0}
+    full = space.suggest(optuna.trial.FixedTrial({"vocab_method": "trim", "vocab_size": 8000,
+                                                  "transfer_data": "augment", "transfer_ratio": 1.5,
+                                                  "temperature": 2.0}))
+    assert full == {"vocab_method": "trim", "transfer_data": "augment", "vocab_size": 8000, "transfer_ratio": 1.5,
+                    "temperature": 2.0}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        values = space.suggest(trial)
+        assert ("vocab_size" in values) == (values["vocab_method"] == "trim")
+        assert ("transfer_ratio" in values) == (values["transfer_data"] == "augment")
+        assert 1.0 <= values["temperature"] <= 8.0
+        study.tell(trial, 0.0)
+    assert {t.params["vocab_method"] for t in study.trials} == {"same", "trim"}
