@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/search.py --teacher runs:/<id>/model --collect-only
 
 Two studies through ``mlflow run . -e search`` (experiment ``search-finer-ord``) over the default
-space (``configs/search-space.yaml``), each of ``--trials`` short trials (``--max-sentences``
-training sentences, the space's fixed epochs): one objective (validation F1, median pruning; the
+space (``configs/search-space.yaml``), run side by side with one thread each (``--parallel``),
+each of ``--trials`` short trials (``--max-sentences`` training sentences, the space's fixed
+epochs): one objective (validation F1, median pruning; the
 best trial retrained with the full budget for 3 seeds) and two objectives (validation F1 and CPU
 latency at batch 1; the Pareto trials retrained once). A study interrupted half-way continues
 where it stopped (the same study in ``benchmarks/results/search-optuna.db``); a study whose run
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,10 +45,10 @@ COST_KEYS = ("params_total", "model_size_mb", "latency_cpu_b1_ms_p50", "latency_
 def search_params(study: str, args: argparse.Namespace) -> dict[str, str]:
     return {"data": str(DATA), "teacher": args.teacher, "space": args.space, "n_trials": str(args.trials),
             "max_sentences": str(args.max_sentences), "storage": f"sqlite:///{RESULTS / 'search-optuna.db'}",
-            "study_name": f"finer-ord-{study}", **STUDIES[study]}
+            "study_name": f"finer-ord-{study}-m{args.max_sentences}", **STUDIES[study]}
 
 
-def finished_search(study: str):
+def finished_search(study: str, args: argparse.Namespace):
     """The newest FINISHED search run of ``study`` that retrained its chosen trials, or None. Found by the
     study's name, not by the stage cache key: the study itself is the cache (a new run continues it)."""
     from mlflow.tracking import MlflowClient
@@ -56,21 +58,23 @@ def finished_search(study: str):
     if experiment is None:
         return None
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
-                              filter_string=f"tags.`optuna.study_name` = 'finer-ord-{study}' and "
+                              filter_string=f"tags.`optuna.study_name` = '{search_params(study, args)['study_name']}' "
+                                            "and "
                                             "attributes.status = 'FINISHED' and tags.`findistill.best_trial` != ''")
     return next((r for r in runs if r.data.tags.get("findistill.stage") == "search"), None)
 
 
-def run_study(study: str, args: argparse.Namespace) -> str:
+def run_study(study: str, args: argparse.Namespace, threads: int | None = None) -> str:
     params = search_params(study, args)
     key = stage_key("search", params)
     wait_while_running(EXPERIMENT, key)
-    done = finished_search(study)
+    done = finished_search(study, args)
     if done is not None:
         print(f"[reuse] study {study}: run {done.info.run_id}", flush=True)
         return done.info.run_id
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
-    return launch("search", EXPERIMENT, f"search-{study}", params, key, log=RESULTS / "logs" / f"search-{study}.log")
+    return launch("search", EXPERIMENT, f"search-{study}", params, key, log=RESULTS / "logs" / f"search-{study}.log",
+                  threads=threads)
 
 
 def _artifact_json(run_id: str, path: str):
@@ -85,7 +89,7 @@ def collect_study(study: str, args: argparse.Namespace) -> dict | None:
     from findistill.search.report import trials_frame
     from findistill.search.study import OBJECTIVES, make_storage
 
-    run = finished_search(study)
+    run = finished_search(study, args)
     if run is None:
         print(f"[missing] study {study}: no finished search run with these settings", flush=True)
         return None
@@ -190,15 +194,16 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, help="the fine-tuned FiNER-ORD teacher (runs:/<id>/model)")
     parser.add_argument("--space", default="configs/search-space.yaml")
     parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--max-sentences", type=int, default=1000)
+    parser.add_argument("--max-sentences", type=int, default=500, help="training sentences per trial")
+    parser.add_argument("--parallel", type=int, default=2, help="studies run at once (1 thread each when > 1)")
     parser.add_argument("--studies", default=",".join(STUDIES))
     parser.add_argument("--collect-only", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{RESULTS / 'mlflow.db'}")
     names = [s for s in args.studies.split(",") if s]
-    if not args.collect_only:
-        for study in names:
-            run_study(study, args)
+    if not args.collect_only:  # the studies side by side, one thread each: more trials per hour on 2 cores
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            list(pool.map(lambda study: run_study(study, args, threads=1 if args.parallel > 1 else None), names))
     studies = [s for s in (collect_study(study, args) for study in names) if s is not None]
     from mlflow.tracking import MlflowClient
 

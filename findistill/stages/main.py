@@ -1,6 +1,6 @@
 """``main``: The whole study as child runs in the order a strategy names (finetune-distill,
 adapt-finetune-distill, distill-adapt-finetune, distill-adapt-distill): prepare ->
-analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill/adapt student ->
+analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill (or search)/adapt student ->
 evaluate; finished stages with the same inputs and code are reused.
 
 Stage orders (Gordon & Duh 2020, "Distill, Adapt, Distill"), with T0 the general teacher
@@ -43,7 +43,16 @@ from findistill.costs.device import resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
-from findistill.stages import adapt, analyze_tokenization, distill, evaluate, finetune, prepare, train_tokenizer
+from findistill.stages import (
+    adapt,
+    analyze_tokenization,
+    distill,
+    evaluate,
+    finetune,
+    prepare,
+    search,
+    train_tokenizer,
+)
 from findistill.stages.common import (
     EXAMPLE_TEXTS,
     DataParams,
@@ -65,6 +74,7 @@ STRATEGIES = {
                              "adapted student from it",
 }
 NEEDS_GENERAL = ("distill-adapt-finetune", "distill-adapt-distill")
+SEARCHABLE_STRATEGIES = ("finetune-distill", "adapt-finetune-distill")
 CACHE_TAG = "findistill.cache_key"
 #: parameters that do not change a stage's result (left out of the cache key)
 NOT_IN_KEY = ("device", "checkpoint_dir", "keep_checkpoints")
@@ -82,6 +92,11 @@ class Config(StudentParams, TrainSettings, DataParams):
     (``epochs``...) are the teacher's; students use ``student_learning_rate`` and
     ``student_epochs`` (0: ``epochs``); adaptation ``adapt_epochs`` at ``adapt_learning_rate``,
     general distillation ``general_epochs``. ``reuse=false`` recomputes every stage.
+
+    ``search`` (a search-space YAML such as ``configs/search-space.yaml``; ``none``: no search)
+    replaces the distill step by a ``search`` of ``search_trials`` trials (``search_objectives``,
+    study in ``search_storage``) whose best trial, retrained, is the student: the space then
+    decides the student and its training, not the student parameters above.
 
     The defaults are the demo (``make demo``: the bundled sample, 335 training sentences, in about
     three minutes on 2 cores), chosen from what the benchmarks showed pays: ``finetune-distill``
@@ -108,6 +123,10 @@ class Config(StudentParams, TrainSettings, DataParams):
     kd_weight: float = 1.0
     ce_weight: float = 1.0
     transfer_data: str = "augment"
+    search: str = "none"
+    search_trials: int = 8
+    search_objectives: str = "f1"
+    search_storage: str = "auto"
     adapt_epochs: int = 3
     adapt_learning_rate: float = 1e-4
     general_epochs: int = 3
@@ -134,6 +153,10 @@ class Config(StudentParams, TrainSettings, DataParams):
         for name in ("adapt_epochs", "general_epochs"):
             require(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
         require(self.student_epochs >= 0, "student_epochs", "0 (as epochs) or an integer >= 1", self.student_epochs)
+        require(self.search == "none" or self.strategy in SEARCHABLE_STRATEGIES, "search",
+                f"'none' with strategy {self.strategy} (a search replaces the distill step of "
+                f"{' or '.join(SEARCHABLE_STRATEGIES)})", self.search)
+        require(self.search_trials >= 1, "search_trials", "an integer >= 1", self.search_trials)
         for name in ("student_learning_rate", "adapt_learning_rate"):
             require(getattr(self, name) > 0, name, "a positive number", getattr(self, name))
 
@@ -304,6 +327,12 @@ def run(config: Config) -> str:
                 student_run = pipe.run("distill-student", distill, distill.Config(
                     **common, **student_train, **kd, teacher=f"runs:/{teacher_run}/model",
                     student_init=f"runs:/{adapted_student}/model", student_layers=0))
+        elif config.search != "none":
+            searched = pipe.run("search-student", search, search.Config(
+                **data, teacher=f"runs:/{teacher_run}/model", space=config.search, n_trials=config.search_trials,
+                objectives=config.search_objectives, storage=config.search_storage, retrain="true",
+                retrain_seeds=str(config.seed), device=config.device, trust_remote_code=config.trust_remote_code))
+            student_run = _searched_student(searched)
         else:
             student_run = pipe.run("distill-student", distill, distill.Config(
                 **common, **student_train, **kd, **student_spec, teacher=f"runs:/{teacher_run}/model"))
@@ -331,6 +360,14 @@ def run(config: Config) -> str:
         print(f"\nmain run {parent.info.run_id}: {len(pipe.steps)} stages, {reused} reused")
         print_tracking_location()
         return parent.info.run_id
+
+
+def _searched_student(search_run: str) -> str:
+    """The run of the student a ``search`` run chose and retrained (its best trial)."""
+    uri = MlflowClient().get_run(search_run).data.tags.get("findistill.best_model_uri", "")
+    if not uri.startswith("runs:/"):
+        raise RuntimeError(f"search run {search_run} retrained no student (no trial completed: see its trials.md)")
+    return uri.removeprefix("runs:/").split("/")[0]
 
 
 def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str | None,

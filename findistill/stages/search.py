@@ -237,6 +237,7 @@ class TrialRunner:
             trial.set_user_attr(RUN_ID_ATTR, run.info.run_id)
             mlflow.set_tags({"optuna.study_name": self.study_name, "optuna.trial_number": str(trial.number),
                              "findistill.search_trial": "true"})
+            self.close_dead_worker_run(trial)
             values = self.space.suggest(trial)
             # named by the values: a trial whose worker died is queued again with the same values and resumes
             digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -272,6 +273,20 @@ class TrialRunner:
             mlflow.end_run(status)
             if status != "FINISHED" and checkpoints is not None:
                 shutil.rmtree(checkpoints, ignore_errors=True)
+
+    def close_dead_worker_run(self, trial: optuna.Trial) -> None:
+        """When ``trial`` retries a trial whose worker stopped sending heartbeats, end that trial's
+        run (left RUNNING by the dead process) as FAILED, and tag this run as its retry."""
+        trials = {t.number: t for t in trial.study.get_trials(deepcopy=False)}
+        original = trials[trial.number].system_attrs.get("failed_trial")
+        if original is None or original not in trials:
+            return
+        mlflow.set_tag("optuna.retry_of_trial", str(original))
+        run_id = trials[original].user_attrs.get(RUN_ID_ATTR)
+        client = MlflowClient()
+        if run_id and client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "findistill.fail_reason", "its worker stopped sending heartbeats (killed?)")
+            client.set_terminated(run_id, status="FAILED")
 
     def report(self, trial: optuna.Trial, metrics: dict[str, float], epoch: int) -> None:
         """After each epoch: a NaN loss fails the trial; validation F1 goes to the pruner."""

@@ -106,3 +106,39 @@ def test_objectives_and_a_study_joined_with_other_objectives_are_refused(mlflow_
     with pytest.raises(ConfigError, match="parameter 'objectives': study 'study' exists with objectives"):
         search.run(_config(tmp_path, tiny_teacher, objectives="f1"))
     assert MlflowClient().search_runs(["0"]) == []  # refused before any run was opened
+
+
+def test_a_trial_whose_worker_was_killed_is_retried_from_its_checkpoint_and_the_count_goes_on(
+        mlflow_store, tmp_path, tiny_teacher, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from findistill.search import study as study_module
+
+    config = _config(tmp_path, tiny_teacher, epochs=3, n_trials=3)
+    command = [sys.executable, "-m", "findistill.cli", "search", "--teacher", tiny_teacher, "--space", config.space,
+               "--n_trials", "3", "--max_sentences", "24", "--retrain", "false", "--storage", config.storage,
+               "--study_name", "study"]
+    worker = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ, MLFLOW_TRACKING_URI=mlflow_store),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not list(tmp_path.glob(".findistill/search/study/trial-*/checkpoint-*")):  # epoch 1 of trial 0 saved
+        assert worker.poll() is None and time.time() < deadline, "the worker ended before its first checkpoint"
+        time.sleep(0.2)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+    monkeypatch.setattr(study_module, "GRACE_S", 1)  # this worker takes a silent trial for dead after 1 s
+    time.sleep(2)
+    search.run(config)
+    trials = optuna.load_study(study_name="study", storage=make_storage(config.storage)).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
+    client = MlflowClient()
+    dead, retry = (client.get_run(t.user_attrs["mlflow_run_id"]) for t in trials[:2])
+    assert dead.info.status == "FAILED" and "heartbeats" in dead.data.tags["findistill.fail_reason"]
+    assert retry.data.tags["optuna.retry_of_trial"] == "0"
+    assert "checkpoint-" in retry.data.tags["findistill.resumed_from"]  # went on from the killed trial's epoch

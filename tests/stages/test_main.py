@@ -136,3 +136,26 @@ def test_a_bad_tokenizer_size_names_mains_own_parameter(mlflow_store, tiny_encod
     assert cli_main(_main_args(tiny_encoder_dir, "--strategy", "finetune-distill", "--tokenizer_vocab_size", "50")) == 2
     err = capsys.readouterr().err
     assert "parameter 'tokenizer_vocab_size'" in err and "parameter 'vocab_size'" not in err
+
+
+def test_main_with_a_search_ends_with_the_retrained_best_trial_as_its_student(mlflow_store, tiny_encoder_dir,
+                                                                               tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  temperature: {type: float, low: 1.0, high: 4.0}\n"
+                     "fixed:\n  student_layers: 1\n  epochs: 1\n  learning_rate: 0.003\n")
+    assert cli_main(_main_args(tiny_encoder_dir, "--search", str(space), "--search_trials", "2",
+                               "--tokenizer", "same")) == 0
+    parent = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`findistill.stage` = 'main'").iloc[0]
+    steps = mlflow.artifacts.load_dict(f"runs:/{parent.run_id}/pipeline.json")
+    assert [s["step"] for s in steps] == ["prepare", "analyze_tokenization", "finetune-teacher", "search-student",
+                                          "evaluate-student"]
+    search_run = MlflowClient().get_run(steps[3]["run_id"])
+    best = search_run.data.tags["findistill.best_model_uri"]
+    evaluated = MlflowClient().get_run(steps[4]["run_id"])
+    assert evaluated.data.params["model"] == best  # the student main evaluates is the search's choice
+    trials = MlflowClient().search_runs([search_run.info.experiment_id],
+                                        filter_string=f"tags.`mlflow.parentRunId` = '{search_run.info.run_id}' "
+                                                      "and tags.`findistill.search_trial` = 'true'")
+    assert len(trials) == 2
+    with pytest.raises(ConfigError, match="parameter 'search'"):
+        main.Config(strategy="distill-adapt-distill", general_data="x", search=str(space))
