@@ -33,7 +33,8 @@ from optuna.trial import TrialState
 from findistill.config import ConfigError, as_parameters, parse_params, require
 from findistill.data.corpus import NerData
 from findistill.data.text import sentence_texts
-from findistill.models.loading import load_tokenizer
+from findistill.evaluation.predict import check_label_compatibility
+from findistill.models.loading import load_token_classifier, load_tokenizer, model_labels
 from findistill.search.report import FAIL_ATTR, RUN_ID_ATTR, importances, markdown_table, trials_frame, write_plots
 from findistill.search.space import SearchSpace, load_space
 from findistill.search.study import (
@@ -405,6 +406,9 @@ def run(config: Config) -> str:
     with as_parameters():
         study, created = open_study(storage, name, objectives, config.sampler, config.seed, config.pruner)
     runner = TrialRunner(config, space, objectives, data, name)
+    teacher = load_token_classifier(runner.teacher_dir, trust_remote_code=config.trust_remote_code)
+    check_label_compatibility(model_labels(teacher), data.labels, f"teacher {config.teacher} vs data {config.data}")
+    del teacher  # a teacher that cannot label this data ends here, not in every trial
     done = counted_trials(study)
     print(f"[search] study {name!r} in {redact(storage_url)}: {'created' if created else 'joined'}, "
           f"{done} of {config.n_trials} trials done\nsearch space ({config.space}):\n{space.describe()}")

@@ -142,3 +142,16 @@ def test_a_trial_whose_worker_was_killed_is_retried_from_its_checkpoint_and_the_
     assert dead.info.status == "FAILED" and "heartbeats" in dead.data.tags["findistill.fail_reason"]
     assert retry.data.tags["optuna.retry_of_trial"] == "0"
     assert "checkpoint-" in retry.data.tags["findistill.resumed_from"]  # went on from the killed trial's epoch
+
+
+def test_a_teacher_whose_labels_do_not_fit_the_data_is_refused_before_any_run(mlflow_store, tmp_path, tiny_teacher,
+                                                                               capsys):
+    from findistill.cli import main as cli_main
+
+    corpus = tmp_path / "train.conll"
+    corpus.write_text("".join(f"Acme B-FUND\nrose O\n\nBeta B-FUND\nfell O\n\n" for _ in range(20)))
+    config = _config(tmp_path, tiny_teacher)
+    assert cli_main(["search", "--teacher", tiny_teacher, "--space", config.space, "--data", str(corpus),
+                     "--storage", config.storage]) == 2
+    assert "FUND" in capsys.readouterr().err
+    assert MlflowClient().search_runs(["0"]) == []
