@@ -149,7 +149,7 @@ def test_a_teacher_whose_labels_do_not_fit_the_data_is_refused_before_any_run(ml
     from findistill.cli import main as cli_main
 
     corpus = tmp_path / "train.conll"
-    corpus.write_text("".join(f"Acme B-FUND\nrose O\n\nBeta B-FUND\nfell O\n\n" for _ in range(20)))
+    corpus.write_text("".join("Acme B-FUND\nrose O\n\nBeta B-FUND\nfell O\n\n" for _ in range(20)))
     config = _config(tmp_path, tiny_teacher)
     assert cli_main(["search", "--teacher", tiny_teacher, "--space", config.space, "--data", str(corpus),
                      "--storage", config.storage]) == 2
