@@ -8,6 +8,7 @@ and its parameters are queued once more, so an interrupted study resumes and kee
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
@@ -71,6 +72,8 @@ def redact(url: str) -> str:
     if "@" not in tail:
         return url
     credentials, host = tail.rsplit("@", 1)
+    if ":" not in credentials:
+        return url
     return f"{head}{sep}{credentials.split(':', 1)[0]}:***@{host}"
 
 
@@ -117,15 +120,17 @@ def open_study(storage: RDBStorage, name: str, objectives: Sequence[Objective], 
                pruner_name: str) -> tuple[optuna.Study, bool]:
     """Create study ``name`` or join the existing one; returns ``(study, created)``.
 
-    The worker that creates the study samples with ``seed`` (a fresh single-worker study is
-    reproducible); a worker that joins draws its own seed, so workers do not propose the same
-    trials. Joining a study with other directions raises ValueProblem.
+    The worker that creates the study samples with a seed made of ``seed`` and the study's name (a
+    fresh single-worker study is reproducible, and two studies with one seed do not start from the
+    same trials); a worker that joins draws its own seed, so workers do not propose the same trials.
+    Joining a study with other directions raises ValueProblem.
     """
     directions = [o.direction for o in objectives]
     pruner = make_pruner(pruner_name, len(objectives))
+    own_seed = int.from_bytes(hashlib.sha256(f"{name}:{seed}".encode()).digest()[:4], "little")
     try:
         study = optuna.create_study(storage=storage, study_name=name, directions=directions,
-                                    sampler=make_sampler(sampler_name, seed, len(objectives)), pruner=pruner)
+                                    sampler=make_sampler(sampler_name, own_seed, len(objectives)), pruner=pruner)
         study.set_user_attr("objectives", [o.name for o in objectives])
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
