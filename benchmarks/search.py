@@ -12,7 +12,9 @@ latency at batch 1; the Pareto trials retrained once). A study interrupted half-
 where it stopped (the same study in ``benchmarks/results/search-optuna.db``); a study whose run
 finished and retrained its chosen trials is not run again.
 
-Afterwards the teacher and each retrained student are measured side by side in one fresh process
+With ``--baseline`` the best trial's student (same depth and vocabulary) is also trained with the
+hand-set recipe of ``distill.md`` for 3 seeds: the same student, tuned or not. Afterwards the
+teacher and each retrained student are measured side by side in one fresh process
 (2 threads, the first 256 test sentences, 3 alternating rounds) and set against the hand-set
 students of ``benchmarks/results/distill.json``. Output: ``benchmarks/results/search.{json,md}``.
 """
@@ -27,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage_runs import launch, stage_key, wait_while_running  # the sibling module
+import numpy as np
+from stage_runs import finished_run, launch, stage_key, wait_while_running  # the sibling module
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -38,6 +41,9 @@ STUDIES = {
     "f1": {"objectives": "f1", "pruner": "median", "retrain_seeds": "42,1,2", "retrain_top": "1"},
     "f1-latency": {"objectives": "f1,latency", "pruner": "none", "retrain_seeds": "42", "retrain_top": "3"},
 }
+#: the recipe of the hand-set students in benchmarks/results/distill.md (its budget, the distill defaults)
+HAND_SET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2", "temperature": "2", "kd_weight": "1",
+            "ce_weight": "1", "layer_selection": "uniform", "transfer_data": "none"}
 COST_KEYS = ("params_total", "model_size_mb", "latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50",
              "throughput_cpu_words_per_s")
 
@@ -108,6 +114,49 @@ def collect_study(study: str, args: argparse.Namespace) -> dict | None:
             "seconds": run.data.metrics.get("search_seconds")}
 
 
+def student_tokenizer(params: dict, teacher: str) -> str:
+    """The tokenizer of a trial's student: ``same``, or the folder ``search`` built (or builds) for it."""
+    if params.get("vocab_method", "same") == "same":
+        return "same"
+    from findistill.data.splits import load_ner_data
+    from findistill.data.text import sentence_texts
+    from findistill.models.loading import load_tokenizer
+    from findistill.stages.search import DEFAULT_VOCAB_SIZE
+    from findistill.tracking.runs import localize_model
+    from findistill.vocab.cache import cached_tokenizer
+
+    train = load_ner_data(str(DATA)).splits["train"]
+    folder, _ = cached_tokenizer(REPO / ".findistill" / "tokenizers", params["vocab_method"],
+                                 int(params.get("vocab_size", DEFAULT_VOCAB_SIZE)), load_tokenizer(localize_model(teacher)),
+                                 lambda: sentence_texts(train))
+    return str(folder)
+
+
+def hand_set_same_size(study: dict, args: argparse.Namespace) -> dict:
+    """The best trial's student (depth and vocabulary) trained with the hand-set recipe of
+    ``distill.md`` (6 epochs at 2e-4, patience 2, T = 2, KD and CE weights 1, uniform layers), 3 seeds."""
+    best = study["retrained"][0]["params"]
+    params = {"data": str(DATA), "teacher": args.teacher, "student_layers": str(best.get("student_layers", 3)),
+              "tokenizer": student_tokenizer(best, args.teacher), **HAND_SET}
+    f1 = {}
+    for seed in ("42", "1", "2"):
+        run_params = {**params, "seed": seed}
+        key = stage_key("distill", run_params)
+        wait_while_running(EXPERIMENT, key)
+        done = finished_run(EXPERIMENT, key)
+        if done is None and args.collect_only:
+            continue
+        run_id = done.info.run_id if done else launch("distill", EXPERIMENT, f"hand-set-s{seed}", run_params, key,
+                                                     log=RESULTS / "logs" / f"search-hand-set-s{seed}.log")
+        from mlflow.tracking import MlflowClient
+
+        f1[seed] = MlflowClient().get_run(run_id).data.metrics.get("test_f1")
+    values = [v for v in f1.values() if v is not None]
+    return {"params": {k: v for k, v in params.items() if k not in ("data", "teacher")}, "test_f1": f1,
+            "test_f1_mean": float(np.mean(values)) if values else None,
+            "test_f1_sd": float(np.std(values)) if values else None}
+
+
 def measure(teacher: str, studies: list[dict]) -> dict[str, dict[str, float]]:
     """Teacher and every retrained student (first seed) side by side in one fresh process."""
     from findistill.costs.fresh_process import measure_saved_models
@@ -115,12 +164,15 @@ def measure(teacher: str, studies: list[dict]) -> dict[str, dict[str, float]]:
     from findistill.tracking.runs import localize_model
 
     cache = RESULTS / "search-costs.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    dirs = {"teacher": localize_model(teacher)}
+    uris = {"teacher": teacher}
     for study in studies:
         for row in study["retrained"]:
-            dirs[f"{study['study']} trial {row['trial']}"] = localize_model(row["model_uri"])
+            uris[f"{study['study']} trial {row['trial']}"] = row["model_uri"]
+    if cache.exists():  # measured earlier: kept while it covers these models (delete it to measure again)
+        costs = json.loads(cache.read_text())
+        if set(uris) <= set(costs):
+            return costs
+    dirs = {name: localize_model(uri) for name, uri in uris.items()}
     sentences = [s.tokens for s in load_ner_data(str(DATA)).splits["test"][:256]]
     costs = measure_saved_models(dirs, sentences, max_length=256, threads=2, rounds=3)
     cache.write_text(json.dumps(costs, indent=1))
@@ -145,7 +197,8 @@ def _values(params: dict) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def markdown(studies: list[dict], costs: dict, teacher_f1: float | None, hand: list[dict]) -> str:
+def markdown(studies: list[dict], costs: dict, teacher_f1: float | None, hand: list[dict],
+             baseline: dict | None = None) -> str:
     teacher_cost = costs["teacher"]
     lines = ["# Optuna search over distillation on FiNER-ORD", ""]
     if teacher_f1 is not None:
@@ -179,6 +232,14 @@ def markdown(studies: list[dict], costs: dict, teacher_f1: float | None, hand: l
                 f" | {cost['latency_cpu_b1_ms_p50']:.1f} | "
                 f"{teacher_cost['latency_cpu_b1_ms_p50'] / cost['latency_cpu_b1_ms_p50']:.2f}x | {_values(row['params'])} |")
         lines.append("")
+    if baseline and baseline.get("test_f1_mean") is not None:
+        p = baseline["params"]
+        ratio = f" ({baseline['test_f1_mean'] / teacher_f1:.1%} of the teacher)" if teacher_f1 else ""
+        lines += ["## The same student with the hand-set recipe", "",
+                  f"{p['student_layers']} layers, tokenizer `{Path(p['tokenizer']).name}`, {p['epochs']} epochs at "
+                  f"{p['learning_rate']}, T = {p['temperature']}, KD and CE weights 1, uniform layers, no transfer "
+                  f"set: test F1 {baseline['test_f1_mean']:.4f} ± {baseline['test_f1_sd']:.4f}{ratio} "
+                  f"(seeds {', '.join(f'{k}: {v:.4f}' for k, v in baseline['test_f1'].items())}).", ""]
     lines += ["## Hand-set students (benchmarks/results/distill.md, their own teacher run, 3 seeds)", "",
               "| variant | test F1 mean ± sd | F1 vs teacher | params | vs teacher | b1 speed-up |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -197,7 +258,9 @@ def main() -> None:
     parser.add_argument("--max-sentences", type=int, default=500, help="training sentences per trial")
     parser.add_argument("--parallel", type=int, default=2, help="studies run at once (1 thread each when > 1)")
     parser.add_argument("--studies", default=",".join(STUDIES))
-    parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--collect-only", action="store_true", help="no new runs: tables from finished ones")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also train the best trial's student with the hand-set recipe (3 seeds)")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{RESULTS / 'mlflow.db'}")
     names = [s for s in args.studies.split(",") if s]
@@ -210,10 +273,13 @@ def main() -> None:
     teacher_run = args.teacher.removeprefix("runs:/").split("/")[0]
     teacher_f1 = MlflowClient().get_run(teacher_run).data.metrics.get("test_f1") if args.teacher.startswith(
         "runs:/") else None
+    single = next((s for s in studies if len(s["summary"]["objectives"]) == 1 and s["retrained"]), None)
+    baseline = hand_set_same_size(single, args) if single and args.baseline else None
     costs = measure(args.teacher, studies)
     (RESULTS / "search.json").write_text(json.dumps({"teacher": args.teacher, "teacher_test_f1": teacher_f1,
-                                                     "studies": studies, "costs": costs}, indent=1, default=str))
-    table = markdown(studies, costs, teacher_f1, hand_set())
+                                                     "studies": studies, "costs": costs,
+                                                     "hand_set_same_size": baseline}, indent=1, default=str))
+    table = markdown(studies, costs, teacher_f1, hand_set(), baseline)
     (RESULTS / "search.md").write_text(table)
     print(table)
 
