@@ -57,8 +57,10 @@ def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) ->
 
 
 def importances(study: optuna.Study, objectives: Sequence[Objective]) -> dict[str, dict[str, float]]:
-    """fANOVA importance of each parameter for each objective (parameters every complete trial has);
-    empty for an objective when fewer than two trials completed or nothing varied."""
+    """Importance of each parameter for each objective, by Optuna's default evaluator (PED-ANOVA in
+    Optuna 5: how far a parameter's values in the best trials differ from its values in all
+    complete trials), normalised to sum to 1; empty for an objective when fewer than two trials
+    completed or nothing varied."""
     result: dict[str, dict[str, float]] = {}
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     for i, objective in enumerate(objectives):
