@@ -157,6 +157,37 @@ def hand_set_same_size(study: dict, args: argparse.Namespace) -> dict:
             "test_f1_sd": float(np.std(values)) if values else None}
 
 
+def more_seeds(studies: list[dict], spec: str, args: argparse.Namespace) -> None:
+    """Retrain ``study:trial`` (a retrained Pareto trial) for seeds 1 and 2 as ``distill`` runs with the
+    values ``search`` retrained it with, and add their test F1 to its row."""
+    from mlflow.tracking import MlflowClient
+
+    from findistill.stages.search import VOCAB_PARAMS, load_search_space
+
+    name, number = spec.rsplit(":", 1)
+    study = next(s for s in studies if s["study"] == name)
+    row = next(r for r in study["retrained"] if r["trial"] == int(number))
+    space = load_search_space(str(REPO / args.space))
+    values = {**space.fixed, **row["params"], **space.retrain}
+    tokenizer = student_tokenizer(values, args.teacher)
+    values = {k: str(v) for k, v in values.items() if k not in VOCAB_PARAMS}
+    if tokenizer != "same":
+        values["tokenizer"] = tokenizer
+    for seed in ("1", "2"):
+        if seed in row["test_f1"] or int(seed) in row["test_f1"]:
+            continue
+        params = {"data": str(DATA), "teacher": args.teacher, "seed": seed, **values}
+        key = stage_key("distill", params)
+        done = finished_run(EXPERIMENT, key)
+        if done is None and args.collect_only:
+            continue
+        run_id = done.info.run_id if done else launch("distill", EXPERIMENT, f"{name}-trial{number}-s{seed}", params, key,
+                                                     log=RESULTS / "logs" / f"search-{name}-trial{number}-s{seed}.log")
+        row["test_f1"][seed] = MlflowClient().get_run(run_id).data.metrics.get("test_f1")
+    f1s = [v for v in row["test_f1"].values() if v is not None]
+    row["test_f1_mean"], row["test_f1_sd"] = float(np.mean(f1s)), float(np.std(f1s))
+
+
 def measure(teacher: str, studies: list[dict]) -> dict[str, dict[str, float]]:
     """Teacher and every retrained student (first seed) side by side in one fresh process."""
     from findistill.costs.fresh_process import measure_saved_models
@@ -259,6 +290,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="studies run at once (1 thread each when > 1)")
     parser.add_argument("--studies", default=",".join(STUDIES))
     parser.add_argument("--collect-only", action="store_true", help="no new runs: tables from finished ones")
+    parser.add_argument("--more-seeds", default="", metavar="STUDY:TRIAL,...",
+                        help="retrain these retrained trials for seeds 1 and 2 as well (e.g. f1-latency:14)")
     parser.add_argument("--baseline", action="store_true",
                         help="also train the best trial's student with the hand-set recipe (3 seeds)")
     args = parser.parse_args()
@@ -273,6 +306,8 @@ def main() -> None:
     teacher_run = args.teacher.removeprefix("runs:/").split("/")[0]
     teacher_f1 = MlflowClient().get_run(teacher_run).data.metrics.get("test_f1") if args.teacher.startswith(
         "runs:/") else None
+    for spec in filter(None, args.more_seeds.split(",")):
+        more_seeds(studies, spec, args)
     single = next((s for s in studies if len(s["summary"]["objectives"]) == 1 and s["retrained"]), None)
     baseline = hand_set_same_size(single, args) if single and args.baseline else None
     costs = measure(args.teacher, studies)
