@@ -63,10 +63,10 @@ def finished_search(study: str, args: argparse.Namespace):
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return None
+    name = search_params(study, args)["study_name"]
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
-                              filter_string=f"tags.`optuna.study_name` = '{search_params(study, args)['study_name']}' "
-                                            "and "
-                                            "attributes.status = 'FINISHED' and tags.`findistill.best_trial` != ''")
+                              filter_string=f"tags.`optuna.study_name` = '{name}' and attributes.status = 'FINISHED' "
+                                            "and tags.`findistill.best_trial` != ''")
     return next((r for r in runs if r.data.tags.get("findistill.stage") == "search"), None)
 
 

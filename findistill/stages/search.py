@@ -147,8 +147,6 @@ def check_values(values: dict[str, Any]) -> str | None:
         return f"parameter 'vocab_method': expected one of {', '.join(VOCAB_METHODS)}, got {method!r}"
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 100):
         return f"parameter 'vocab_size': expected an integer >= 100, got {size!r}"
-    if method != "same" and "tokenizer" in values:
-        return "give either 'tokenizer' (a built tokenizer) or 'vocab_method' (built per trial), not both"
     try:
         with as_parameters():
             parse_params(distill.Config, {"teacher": "teacher", **_strings(values)})

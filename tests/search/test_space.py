@@ -132,3 +132,11 @@ parameters:
         assert 1.0 <= values["temperature"] <= 8.0
         study.tell(trial, 0.0)
     assert {t.params["vocab_method"] for t in study.trials} == {"same", "trim"}
+
+
+def test_a_built_tokenizer_and_a_vocabulary_built_per_trial_cannot_both_be_given(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("parameters:\n  vocab_method: {type: categorical, choices: [same, trim]}\n"
+                    "fixed:\n  tokenizer: runs:/abc/tokenizer\n")
+    with pytest.raises(ConfigError, match="either 'tokenizer' or 'vocab_method'"):
+        load_search_space(str(path))
