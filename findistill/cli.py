@@ -15,9 +15,11 @@ from transformers.utils import logging as hf_logging
 from findistill.config import ConfigError, as_parameters, parse_params
 from findistill.data.corpus import DataError
 from findistill.models.loading import ModelLoadError
+from findistill.runtimes.onnx import ExportError
+from findistill.runtimes.variants import QualityError, VariantError
 from findistill.stages import STAGES
 
-USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError, VariantError, ExportError, QualityError)
 
 
 def parse_argv(argv: list[str]) -> dict[str, str]:

@@ -67,7 +67,8 @@ def _measure_in_this_process(request: dict) -> dict[str, dict[str, float]]:
     starts torch's thread pool), free memory and read the baseline RSS; then per round and model
     (see ``_round_orders``): load the model and its tokenizer, ``measure_resources``, free both.
     """
-    from findistill.models.loading import load_token_classifier, load_tokenizer
+    from findistill.models.loading import load_tokenizer
+    from findistill.runtimes.variants import load_inference_model
 
     if request["threads"] is not None:
         torch.set_num_threads(int(request["threads"]))
@@ -79,7 +80,7 @@ def _measure_in_this_process(request: dict) -> dict[str, dict[str, float]]:
     for order in _round_orders(list(dirs), request["rounds"]):
         for name in order:
             trust = request["trust_remote_code"]
-            model = load_token_classifier(dirs[name], trust_remote_code=trust)
+            model = load_inference_model(dirs[name], threads=request["threads"], trust_remote_code=trust)
             tokenizer = load_tokenizer(dirs[name], trust_remote_code=trust)
             metrics = measure_resources(
                 model, tokenizer, request["sentences"], model_dir=dirs[name], device=request["device"],
@@ -121,14 +122,14 @@ def measure_saved_models(
     (a trained model, optimizer memory, warm caches) does not reach it, and every model of the
     call is measured under the same process state on the same ``sentences``. In it the models are
     measured one at a time with ``measure_resources``: load the model and its tokenizer from the
-    folder (``load_token_classifier``/``load_tokenizer``), measure, free both and trim the heap
+    folder (``load_inference_model``, so any runtime variant, and ``load_tokenizer``), measure, free both and trim the heap
     before the next. With ``rounds`` > 1 the models are measured again in alternating order
     (A B, B A, ...) and each metric is the median over rounds. The CPU matmul peak for
     ``mfu_cpu_b32`` is measured once in that process and shared by all models.
 
     Args:
-        model_dirs: name -> folder written by ``save_pretrained`` holding the model (safetensors)
-            and its fast tokenizer, e.g. ``{"teacher": ..., "student": ...}``.
+        model_dirs: name -> folder written by ``save_pretrained`` (or a variant folder of
+            :mod:`findistill.runtimes`) holding the model and its fast tokenizer, e.g. ``{"teacher": ..., "student": ...}``.
         sentences: pre-split words; the same for every model.
         device: ``"cpu"`` or ``"cuda[:i]"`` (GPU metrics too, as in ``measure_resources``).
         threads: torch intra-op threads in the fresh process; None: the caller's current

@@ -372,7 +372,7 @@ def measure_resources(
 
         if device.startswith("cuda") and torch.cuda.is_available():
             if _is_cpu_only(model):
-                logger.warning("dynamically quantized model runs on CPU only: no GPU metrics")
+                logger.warning("this model runs on CPU only (dynamic int8 or ONNX Runtime): no GPU metrics")
             else:
                 gpu = _gpu_metrics(model, tokenizer, sentences, device, max_length, n_b1, n_b32)
                 metrics.update(gpu)
@@ -382,7 +382,10 @@ def measure_resources(
 
 
 def _is_cpu_only(model: torch.nn.Module) -> bool:
-    """True for eager-mode quantized models (``torch.ao.nn.quantized``: no CUDA kernels)."""
+    """True for eager-mode quantized models (``torch.ao.nn.quantized``: no CUDA kernels) and for models that
+    say so (``cpu_only``: ONNX Runtime on its CPU execution provider)."""
+    if getattr(model, "cpu_only", False):
+        return True
     return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
 
 
@@ -397,22 +400,6 @@ def _gpu_metrics(model, tokenizer, sentences, device, max_length, n_b1, n_b32) -
     )
     gpu["gpu_peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / MB
     return gpu
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 _UNITS = (  # (name test, unit), first match wins

@@ -83,7 +83,13 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
         ``params_encoder``: the transformer layers (``base_model.encoder``, or DistilBERT's
         ``transformer``); without such a module, every base-model parameter outside the
         embeddings. The task head (and a pooler) count in the total only.
+
+    A model that runs outside torch (an ONNX Runtime graph) carries the counts of the model it was made
+    from as ``parameter_counts``; those are returned.
     """
+    counts = getattr(model, "parameter_counts", None)
+    if counts:
+        return {k: int(counts[k]) for k in ("params_total", "params_embedding", "params_encoder")}
     base = getattr(model, "base_model", None)
     base = model if base is None else base
     emb = _module_tensors(_embedding_module(base, model))

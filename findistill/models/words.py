@@ -84,13 +84,27 @@ def encode(
     if tags is not None and label2id is None:
         raise ValueError("encode: tags given without label2id")
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    spans = []
-    for s, counts in enumerate(word_piece_counts(tokenizer, sentences)):
-        spans.extend((s, a, b) for a, b in word_chunks(counts, budget))
-    pieces = [list(sentences[s][a:b]) for s, a, b in spans]
-    encoded = tokenizer(pieces, is_split_into_words=True, truncation=True, max_length=max_length)
+    # one pass over every sentence; only those longer than max_length are tokenised again, cut between words
+    whole = tokenizer([list(s) for s in sentences], is_split_into_words=True, verbose=False)
+    spans, sources, long_pieces = [], [], []
+    for s in range(len(sentences)):
+        if len(whole["input_ids"][s]) <= max_length:
+            spans.append((s, 0, len(sentences[s])))
+            sources.append((whole, s))
+            continue
+        counts = [0] * len(sentences[s])
+        for w in whole.word_ids(s):
+            if w is not None:
+                counts[w] += 1
+        for a, b in word_chunks(counts, budget):
+            spans.append((s, a, b))
+            sources.append((None, len(long_pieces)))
+            long_pieces.append(list(sentences[s][a:b]))
+    if long_pieces:
+        cut = tokenizer(long_pieces, is_split_into_words=True, truncation=True, max_length=max_length)
+        sources = [(cut if encoded is None else encoded, j) for encoded, j in sources]
     chunks = []
-    for j, (s, a, b) in enumerate(spans):
+    for (s, a, b), (encoded, j) in zip(spans, sources):
         word_ids = encoded.word_ids(j)
         features = {k: list(v[j]) for k, v in encoded.items()}
         labels, labeled, previous = [], [], None
@@ -133,15 +147,19 @@ def pool_words(states: torch.Tensor, word_index: torch.Tensor, n_words: int, mod
 
 
 def collate_inputs(tokenizer: PreTrainedTokenizerBase, chunks: Sequence[Chunk]) -> dict[str, torch.Tensor]:
-    """Pad a batch of chunks: model inputs as tensors plus ``word_index`` [batch, tokens] (-1 padding)."""
-    features = [{k: v for k, v in c.features.items() if k != "labels"} for c in chunks]
-    batch = tokenizer.pad(features, return_tensors="pt")
-    length = batch["input_ids"].shape[1]
-    word_index = torch.full((len(chunks), length), -1, dtype=torch.long)
-    for i, c in enumerate(chunks):
-        word_index[i, : len(c.word_index)] = torch.tensor(c.word_index, dtype=torch.long)
-    batch["word_index"] = word_index
-    return dict(batch)
+    """Pad a batch of chunks on the right: model inputs ``[batch, tokens]`` (``input_ids`` padded with the pad
+    token, ``token_type_ids`` with the pad type, the rest with 0) plus ``word_index`` [batch, tokens] (-1 padding)."""
+    length = max(len(c.word_index) for c in chunks)
+    pad = {"input_ids": tokenizer.pad_token_id or 0, "token_type_ids": tokenizer.pad_token_type_id, "word_index": -1}
+    rows = {k: [c.features[k] for c in chunks] for k in chunks[0].features if k != "labels"}
+    rows["word_index"] = [c.word_index for c in chunks]
+    batch = {}
+    for key, values in rows.items():
+        array = np.full((len(chunks), length), pad.get(key, 0), dtype=np.int64)
+        for i, row in enumerate(values):
+            array[i, : len(row)] = row
+        batch[key] = torch.from_numpy(array)
+    return batch
 
 
 @dataclass
@@ -175,7 +193,8 @@ def word_outputs(
     Sentences are chunked between words as in :func:`encode`, so every word is seen; chunks are
     batched by length (less padding) and put back in sentence order.
     """
-    model.eval()
+    if model.training:  # eval() walks every module: costly on each call of a served model
+        model.eval()
     n_labels = model.config.num_labels
     layers = list(hidden_layers)
     logits_out = [np.zeros((len(s), n_labels), dtype=np.float32) for s in sentences]

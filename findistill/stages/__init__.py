@@ -20,6 +20,7 @@ from findistill.stages import (
     evaluate,
     finetune,
     prepare,
+    quantize,
     search,
     train_tokenizer,
 )
@@ -33,6 +34,7 @@ STAGES: dict[str, ModuleType] = {
     "finetune": finetune,
     "distill": distill,
     "evaluate": evaluate,
+    "quantize": quantize,
     "search": search,
     "main": _main,
 }

@@ -23,6 +23,7 @@ from findistill.evaluation.predict import check_label_compatibility, evaluate_ne
 from findistill.models.loading import load_tokenizer, model_labels, resolve_model_path
 from findistill.models.students import LAYER_SELECTIONS, build_student
 from findistill.models.vocab_transfer import TRANSFER_METHODS
+from findistill.runtimes.variants import PYTORCH_FP32, variant_of
 from findistill.tracking.pyfunc import log_ner_model
 from findistill.tracking.registry import register
 from findistill.tracking.runs import localize, localize_model, log_json, log_metrics, log_text, scratch_dir
@@ -125,8 +126,12 @@ def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: i
     ``peak_rss_mb`` describe inference alone, not this process (which may just have trained).
     The fresh process uses this process's torch thread count; the ``device.*`` tags describe it.
     Without ``measure``, only the parameter counts (``params_total``...) are logged beside the scores.
+    The tag ``findistill.runtime`` names the runtime the latency is measured in (``pytorch-fp32``,
+    ``onnxruntime-int8``...: the variant of ``model_dir``).
     """
     sentences = data.splits[split]
+    runtime = variant_of(model_dir)[0] if model_dir is not None else PYTORCH_FP32
+    mlflow.set_tag("findistill.runtime", runtime.label)
     check_label_compatibility(model_labels(model), data.labels, f"{data.files.get(split, split)}")
     result = evaluate_ner(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length, device=device)
     metrics = {f"{split}_{k}": v for k, v in result.scores.items()}
