@@ -120,6 +120,7 @@ def pyfunc_row(model_name: str, runtime: str, folder: Path, pyfunc_dir: Path, th
 
 def variant_folders(name: str, ref: str, out: Path) -> dict[str, Path]:
     """The model's folder and its variants (written once, reused)."""
+    from findistill.costs.size import count_parameters
     from findistill.models.loading import load_token_classifier, load_tokenizer
     from findistill.runtimes.variants import write_variant
     from findistill.tracking.runs import localize_model
@@ -130,8 +131,9 @@ def variant_folders(name: str, ref: str, out: Path) -> dict[str, Path]:
         folder = out / name / variant
         if not (folder / "runtime.json").is_file():
             print(f"[inference] writing {variant} of {name}")
-            write_variant(load_token_classifier(str(source)), load_tokenizer(str(source)), variant, folder,
-                          source=ref, per_channel=True)
+            model = load_token_classifier(str(source))
+            write_variant(model, load_tokenizer(str(source)), variant, folder, source=ref,
+                          parameters=count_parameters(model), per_channel=True)
         folders[variant] = folder
     return folders
 
@@ -334,9 +336,9 @@ def markdown(result: dict, argv: list[str]) -> str:
     for r in rows:
         p = r["phases_b1_ms"]
         if p:
-            lines.append(f"| {r['model']} | {r['path']} | {p.get('word splitting', 0):.2f} | {p.get('tokenizer', 0):.2f} "
-                         f"| {p['forward']:.2f} | {p.get('decoding', 0):.2f} | {p['other (MLflow wrapper, DataFrame)']:.2f} "
-                         f"| {p['total']:.2f} |")
+            cells = [p.get(k, 0.0) for k in ("word splitting", "tokenizer", "forward", "decoding",
+                                             "other (MLflow wrapper, DataFrame)", "total")]
+            lines.append(f"| {r['model']} | {r['path']} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

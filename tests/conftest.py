@@ -4,6 +4,8 @@ and a temporary SQLite MLflow store."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,19 @@ def shared_corpus(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared corpus {path} not found (expected ../shared/data beside the repo)")
     return path
+
+
+def mlflow_run(entry: str, store: str, experiment: str, **params) -> subprocess.CompletedProcess:
+    """``mlflow run <repo> -e <entry> --env-manager local -P k=v ...`` against ``store``, as users run it."""
+    command = [
+        sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local",
+        "--experiment-name", experiment,
+    ]
+    for key, value in params.items():
+        command += ["-P", f"{key}={value}"]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # `python` = this venv's
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TOKENIZERS_PARALLELISM": "false", "PATH": path}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
 
 @pytest.fixture(scope="session")

@@ -122,14 +122,15 @@ def measure_saved_models(
     (a trained model, optimizer memory, warm caches) does not reach it, and every model of the
     call is measured under the same process state on the same ``sentences``. In it the models are
     measured one at a time with ``measure_resources``: load the model and its tokenizer from the
-    folder (``load_inference_model``, so any runtime variant, and ``load_tokenizer``), measure, free both and trim the heap
-    before the next. With ``rounds`` > 1 the models are measured again in alternating order
+    folder (``load_inference_model``: any runtime variant; ``load_tokenizer``), measure, free both
+    and trim the heap before the next. With ``rounds`` > 1 the models are measured again in alternating order
     (A B, B A, ...) and each metric is the median over rounds. The CPU matmul peak for
     ``mfu_cpu_b32`` is measured once in that process and shared by all models.
 
     Args:
         model_dirs: name -> folder written by ``save_pretrained`` (or a variant folder of
-            :mod:`findistill.runtimes`) holding the model and its fast tokenizer, e.g. ``{"teacher": ..., "student": ...}``.
+            :mod:`findistill.runtimes`) holding the model and its fast tokenizer, e.g.
+            ``{"teacher": ..., "student": ...}``.
         sentences: pre-split words; the same for every model.
         device: ``"cpu"`` or ``"cuda[:i]"`` (GPU metrics too, as in ``measure_resources``).
         threads: torch intra-op threads in the fresh process; None: the caller's current

@@ -82,7 +82,8 @@ def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _Logits(model, names), (), str(path), kwargs=inputs, dynamo=True, opset_version=OPSET, external_data=False,
+                _Logits(model, names), (), str(path), kwargs=inputs, dynamo=True, opset_version=OPSET,
+                external_data=False,
                 input_names=names, output_names=["logits"],
                 dynamic_shapes={n: {0: batch, 1: sequence} for n in names}, verbose=False,
             )

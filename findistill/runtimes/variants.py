@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from findistill.costs.size import count_parameters
 from findistill.models.loading import RUNTIME_FILE, load_token_classifier
 from findistill.runtimes.onnx import ExportError, OnnxTokenClassifier, export_onnx, onnx_path, quantize_onnx
 
@@ -106,12 +105,13 @@ def quantize_torch_int8(model: PreTrainedModel) -> torch.nn.Module:
 
 
 def write_variant(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str,
-                  folder: str | os.PathLike, *, source: str, per_channel: bool = False,
-                  reduce_range: bool = False) -> dict[str, Any]:
+                  folder: str | os.PathLike, *, source: str, parameters: dict[str, int],
+                  per_channel: bool = False, reduce_range: bool = False) -> dict[str, Any]:
     """Write variant ``name`` of ``model`` (a PyTorch token classifier) into ``folder`` and check that it loads.
 
-    ``source`` (the model's reference) and the model's parameter counts go into ``runtime.json``, with the
-    options and the versions of the libraries that made it. Returns that record. Raises VariantError for
+    ``source`` (the model's reference) and ``parameters`` (its counts, ``costs.size.count_parameters``: an
+    ONNX graph does not show them) go into ``runtime.json``, with the options and the versions of the
+    libraries that made it. Returns that record. Raises VariantError for
     an unknown name, ExportError when the export, the quantization or loading the result fails.
     """
     if name not in VARIANTS:
@@ -135,7 +135,7 @@ def write_variant(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, na
                           reduce_range=reduce_range)
     record = {
         "variant": name, "runtime": variant.runtime, "precision": variant.precision, "source": source,
-        "parameters": count_parameters(model), "options": options, "versions": _versions(variant),
+        "parameters": dict(parameters), "options": options, "versions": _versions(variant),
     }
     (folder / RUNTIME_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     try:

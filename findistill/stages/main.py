@@ -1,7 +1,7 @@
 """``main``: The whole study as child runs in the order a strategy names (finetune-distill,
 adapt-finetune-distill, distill-adapt-finetune, distill-adapt-distill): prepare ->
 analyze_tokenization -> train_tokenizer -> [adapt] -> finetune teacher -> distill (or search)/adapt student ->
-evaluate; finished stages with the same inputs and code are reused.
+evaluate [-> quantize]; finished stages with the same inputs and code are reused.
 
 Stage orders (Gordon & Duh 2020, "Distill, Adapt, Distill"), with T0 the general teacher
 (``model``) and the student ``student_layers`` of its layers with the student ``tokenizer``:
@@ -14,8 +14,10 @@ Stage orders (Gordon & Duh 2020, "Distill, Adapt, Distill"), with T0 the general
   the adapted student from that teacher.
 
 Every chain starts with prepare -> analyze_tokenization -> train_tokenizer (when the student gets
-a domain vocabulary) and ends with evaluate of the student, the teacher and the student measured
-side by side in one fresh process, and registration when asked.
+a domain vocabulary) and ends with evaluate of the student, an inference variant of it when
+``quantize`` names one (``quantize`` stage: its F1 is checked against the student's), the teacher,
+the student (and its variant) measured side by side in one fresh process, and registration when
+asked.
 
 **Stage cache.** Each stage's key is a hash of its stage name, its parameters (upstream results
 enter as ``runs:/<id>/...``, so a new upstream run changes the key), a fingerprint of local input
@@ -43,6 +45,7 @@ from findistill.costs.device import resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
+from findistill.runtimes.variants import VARIANTS
 from findistill.stages import (
     adapt,
     analyze_tokenization,
@@ -50,6 +53,7 @@ from findistill.stages import (
     evaluate,
     finetune,
     prepare,
+    quantize,
     search,
     train_tokenizer,
 )
@@ -98,6 +102,10 @@ class Config(StudentParams, TrainSettings, DataParams):
     study in ``search_storage``) whose best trial, retrained, is the student: the space then
     decides the student and its training, not the student parameters above.
 
+    ``quantize`` (``none``, or a variant of the ``quantize`` stage such as ``onnx-int8``) adds an
+    inference variant of the student after its evaluation; it is refused (and ``main`` stops) when
+    it loses more than one F1 point on validation against the student.
+
     The defaults are the demo (``make demo``: the bundled sample, 335 training sentences, in about
     three minutes on 2 cores), chosen from what the benchmarks showed pays: ``finetune-distill``
     (adapting first moved the student by less than the seed noise), the teacher's own vocabulary
@@ -127,6 +135,7 @@ class Config(StudentParams, TrainSettings, DataParams):
     search_trials: int = 8
     search_objectives: str = "f1"
     search_storage: str = "auto"
+    quantize: str = "none"
     adapt_epochs: int = 3
     adapt_learning_rate: float = 1e-4
     general_epochs: int = 3
@@ -157,6 +166,8 @@ class Config(StudentParams, TrainSettings, DataParams):
                 f"'none' with strategy {self.strategy} (a search replaces the distill step of "
                 f"{' or '.join(SEARCHABLE_STRATEGIES)})", self.search)
         require(self.search_trials >= 1, "search_trials", "an integer >= 1", self.search_trials)
+        require(self.quantize == "none" or self.quantize in VARIANTS, "quantize",
+                f"'none' or one of {', '.join(VARIANTS)}", self.quantize)
         for name in ("student_learning_rate", "adapt_learning_rate"):
             require(getattr(self, name) > 0, name, "a positive number", getattr(self, name))
 
@@ -339,12 +350,17 @@ def run(config: Config) -> str:
         evaluated = pipe.run("evaluate-student", evaluate, evaluate.Config(
             **data, model=f"runs:/{student_run}/model", split=config.eval_split, max_length=config.max_length,
             device=config.device, measure_resources=False))
+        quantized_run = None
+        if config.quantize != "none":
+            quantized_run = pipe.run("quantize-student", quantize, quantize.Config(
+                **data, model=f"runs:/{student_run}/model", variant=config.quantize, eval_split=config.eval_split,
+                max_length=config.max_length, measure_resources=False, trust_remote_code=config.trust_remote_code))
 
         costs, cost_note = {}, "Costs not measured (measure_resources=false)."
         if config.measure_resources:
-            costs, cost_note = _measure_side_by_side(config, data, teacher_run, student_run)
+            costs, cost_note = _measure_side_by_side(config, data, teacher_run, student_run, quantized_run)
             log_json(costs, "costs.json")
-        summary = _summarise(config, evaluated, teacher_run, costs)
+        summary = _summarise(config, evaluated, teacher_run, costs, quantized_run)
         log_metrics(summary)
         log_json(pipe.steps, "pipeline.json")
         table = _steps_table(pipe.steps, summary, config.eval_split, cost_note)
@@ -355,7 +371,10 @@ def run(config: Config) -> str:
             if teacher_run:
                 _register(config.registered_model_name, teacher_run, "teacher", _metrics(teacher_run).get(split_f1))
             _register(config.registered_model_name, student_run, "student", summary.get(f"student_{split_f1}"))
-        _demo(student_run)
+            if quantized_run:
+                _register(config.registered_model_name, quantized_run, "quantized",
+                          summary.get(f"quantized_{split_f1}"))
+        _demo(quantized_run or student_run)
         reused = sum(step["reused"] for step in pipe.steps)
         print(f"\nmain run {parent.info.run_id}: {len(pipe.steps)} stages, {reused} reused")
         print_tracking_location()
@@ -370,18 +389,21 @@ def _searched_student(search_run: str) -> str:
     return uri.removeprefix("runs:/").split("/")[0]
 
 
-def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str | None,
-                          student_run: str) -> tuple[dict[str, dict[str, float]], str]:
-    """Measure the teacher (if any) and the student one after the other in one fresh process on the
-    same sentences (all of ``config.eval_split``), ``COST_ROUNDS`` rounds in alternating order.
+def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str | None, student_run: str,
+                          quantized_run: str | None = None) -> tuple[dict[str, dict[str, float]], str]:
+    """Measure the teacher (if any), the student and its quantized variant (if any) one after the other in
+    one fresh process on the same sentences (all of ``config.eval_split``), ``COST_ROUNDS`` rounds in
+    alternating order.
 
-    Returns ``{"teacher": metrics, "student": metrics}`` (see ``measure_saved_models``) and a
-    sentence saying how they were measured, for ``pipeline.md``.
+    Returns ``{"teacher": metrics, "student": metrics, "quantized": metrics}`` (see
+    ``measure_saved_models``) and a sentence saying how they were measured, for ``pipeline.md``.
     """
     folders = {"teacher": localize_model(f"runs:/{teacher_run}/model")} if teacher_run else {}
     folders["student"] = localize_model(f"runs:/{student_run}/model")
+    if quantized_run:
+        folders["quantized"] = localize_model(f"runs:/{quantized_run}/model")
     sentences = [s.tokens for s in load_stage_data(DataParams(**data)).splits[config.eval_split]]
-    who = " and ".join(folders)
+    who = ", ".join(folders)
     print(f"\n[main] measuring the {who} in one fresh process on {len(sentences)} {config.eval_split} sentences")
     costs = measure_saved_models(folders, sentences, max_length=config.max_length,
                                  device=resolve_device(config.device), rounds=COST_ROUNDS,
@@ -396,32 +418,36 @@ def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str
 
 
 def _summarise(config: Config, evaluated: str, teacher_run: str | None,
-               costs: dict[str, dict[str, float]]) -> dict[str, float]:
+               costs: dict[str, dict[str, float]], quantized_run: str | None = None) -> dict[str, float]:
     """Quality from the stage runs, costs from the side-by-side measurement.
 
     ``student_<split>_f1`` comes from the student's evaluation run, ``teacher_<split>_f1`` from
-    the teacher's fine-tuning run. ``costs`` (name -> metrics, from ``_measure_side_by_side``;
-    empty when resources are not measured) gives ``teacher_<metric>``/``student_<metric>`` for
-    :data:`SUMMARY_KEYS`. Ratios (student / teacher, except the speed-up): ``f1_vs_teacher``,
-    ``params_vs_teacher``, ``speedup_cpu_b1`` (teacher's batch-1 CPU p50 latency over the
-    student's), ``rss_vs_teacher`` (``peak_rss_increase_mb``: memory added by the model and its
-    inference over the fresh process's baseline).
+    the teacher's fine-tuning run, ``quantized_<split>_f1`` from the quantize run. ``costs`` (name ->
+    metrics, from ``_measure_side_by_side``; empty when resources are not measured) gives
+    ``teacher_<metric>``/``student_<metric>``/``quantized_<metric>`` for :data:`SUMMARY_KEYS`. Ratios
+    (student / teacher, except the speed-up): ``f1_vs_teacher``, ``params_vs_teacher``,
+    ``speedup_cpu_b1`` (teacher's batch-1 CPU p50 latency over the student's), ``rss_vs_teacher`` (``peak_rss_increase_mb``: memory added by the model and its
+    inference over the fresh process's baseline); for the quantized variant the same ratios prefixed
+    ``quantized_``.
     """
     f1 = f"{config.eval_split}_f1"
     quality = {"student": _metrics(evaluated)} | ({"teacher": _metrics(teacher_run)} if teacher_run else {})
+    if quantized_run:
+        quality["quantized"] = _metrics(quantized_run)
     summary = {f"{who}_{f1}": m[f1] for who, m in quality.items() if f1 in m}
     for who, metrics in costs.items():
         summary.update({f"{who}_{k}": metrics[k] for k in SUMMARY_KEYS if k in metrics})
 
-    def ratio(name: str, key: str, inverse: bool = False) -> None:
-        student, teacher = summary.get(f"student_{key}"), summary.get(f"teacher_{key}")
-        if student and teacher:
-            summary[name] = teacher / student if inverse else student / teacher
+    def ratio(name: str, key: str, who: str, inverse: bool = False) -> None:
+        model, teacher = summary.get(f"{who}_{key}"), summary.get(f"teacher_{key}")
+        if model and teacher:
+            summary[name if who == "student" else f"{who}_{name}"] = teacher / model if inverse else model / teacher
 
-    ratio("f1_vs_teacher", f1)
-    ratio("params_vs_teacher", "params_total")
-    ratio("speedup_cpu_b1", "latency_cpu_b1_ms_p50", inverse=True)
-    ratio("rss_vs_teacher", "peak_rss_increase_mb")
+    for who in ("student", "quantized"):
+        ratio("f1_vs_teacher", f1, who)
+        ratio("params_vs_teacher", "params_total", who)
+        ratio("speedup_cpu_b1", "latency_cpu_b1_ms_p50", who, inverse=True)
+        ratio("rss_vs_teacher", "peak_rss_increase_mb", who)
     return summary
 
 
@@ -436,14 +462,17 @@ def _steps_table(steps: list[dict[str, Any]], summary: dict[str, float], split: 
                ("peak_rss_increase_mb", "RSS over baseline MB", "{:.0f}"), ("mfu_cpu_b32", "MFU b32", "{:.2%}"))
     lines += ["", "| | " + " | ".join(title for _, title, _ in columns) + " |",
               "|---|" + "---:|" * len(columns)]
-    for who in ("teacher", "student"):
+    for who in ("teacher", "student", "quantized"):
         if any(f"{who}_{key}" in summary for key, _, _ in columns):
             cells = [fmt.format(summary[f"{who}_{key}"]) if f"{who}_{key}" in summary else "n/a"
                      for key, _, fmt in columns]
             lines.append(f"| {who} | " + " | ".join(cells) + " |")
-    ratios = [f"{name} {summary[name]:.3g}" for name in ("f1_vs_teacher", "params_vs_teacher", "speedup_cpu_b1",
-                                                         "rss_vs_teacher") if name in summary]
-    lines += ["", cost_note] + ([f"Student vs teacher: {', '.join(ratios)}."] if ratios else [])
+    lines += ["", cost_note]
+    for who, prefix in (("Student", ""), ("Quantized student", "quantized_")):
+        names = [f"{prefix}{n}" for n in ("f1_vs_teacher", "params_vs_teacher", "speedup_cpu_b1", "rss_vs_teacher")]
+        ratios = [f"{name.removeprefix(prefix)} {summary[name]:.3g}" for name in names if name in summary]
+        if ratios:
+            lines.append(f"{who} vs teacher: {', '.join(ratios)}.")
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from typing import ClassVar
 import mlflow
 
 from findistill.config import require
+from findistill.costs.size import count_parameters
 from findistill.data.corpus import SPLITS
 from findistill.evaluation.predict import evaluate_ner
 from findistill.models.loading import load_token_classifier, load_tokenizer
@@ -94,7 +95,8 @@ def run(config: Config) -> str:
             folder = Path(tmp) / "hf_model"
             print(f"writing the {variant.name} variant of {config.model}: {variant.description}")
             record = write_variant(source, tokenizer, variant.name, folder, source=config.model,
-                                   per_channel=config.per_channel, reduce_range=config.reduce_range)
+                                   parameters=count_parameters(source), per_channel=config.per_channel,
+                                   reduce_range=config.reduce_range)
             log_json(record, "variant/runtime.json")
             model = load_inference_model(folder, trust_remote_code=config.trust_remote_code)
             _guard(config, source, model, tokenizer, data)

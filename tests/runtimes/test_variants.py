@@ -32,7 +32,8 @@ def variants(tiny_classifier, tmp_path_factory):
     made = {}
     for name in ("onnx", "onnx-int8", "torch-int8"):
         folder = tmp_path_factory.mktemp(name)
-        write_variant(model, tokenizer, name, folder, source="tiny", per_channel=True)
+        write_variant(model, tokenizer, name, folder, source="tiny", parameters=count_parameters(model),
+                      per_channel=True)
         made[name] = (folder, load_inference_model(folder))
     return made
 
@@ -82,13 +83,13 @@ def test_variant_folders_record_source_parameters_and_shrink_on_disk(tiny_classi
 def test_unknown_variant_and_broken_folders_fail_with_one_clear_reason(tiny_classifier, variants, tmp_path):
     model, tokenizer = tiny_classifier
     with pytest.raises(VariantError, match="expected one of onnx, onnx-int8, torch-int8, got 'onnx-int4'"):
-        write_variant(model, tokenizer, "onnx-int4", tmp_path / "x", source="tiny")
+        write_variant(model, tokenizer, "onnx-int4", tmp_path / "x", source="tiny", parameters={})
     folder = variants["onnx"][0]
     with pytest.raises(ModelLoadError, match="ONNX Runtime model .* inference only"):
         load_token_classifier(str(folder))  # e.g. given as a teacher to distil from
 
     broken = tmp_path / "broken"
-    write_variant(model, tokenizer, "onnx", broken, source="tiny")
+    write_variant(model, tokenizer, "onnx", broken, source="tiny", parameters=count_parameters(model))
     (broken / "model.onnx").write_bytes(b"not a graph")
     with pytest.raises(ExportError, match="ONNX Runtime cannot load .*model.onnx"):
         load_inference_model(broken)

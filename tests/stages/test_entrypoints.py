@@ -4,14 +4,11 @@
 stage, as users run them); the others call the stages in-process, which is faster.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import REPO, shared_corpus
+from conftest import mlflow_run as _mlflow_run
+from conftest import shared_corpus
 from mlflow.tracking import MlflowClient
 
 from findistill.cli import main as cli_main
@@ -21,18 +18,6 @@ from findistill.models.loading import load_token_classifier, load_tokenizer
 from findistill.tracking.runs import localize_model
 
 pytestmark = pytest.mark.integration
-
-
-def _mlflow_run(entry: str, store: str, experiment: str, **params) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local",
-        "--experiment-name", experiment,
-    ]
-    for key, value in params.items():
-        command += ["-P", f"{key}={value}"]
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # `python` = this venv's
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TOKENIZERS_PARALLELISM": "false", "PATH": path}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
 
 def _only_run(experiment: str, stage: str):

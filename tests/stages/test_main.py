@@ -159,3 +159,24 @@ def test_main_with_a_search_ends_with_the_retrained_best_trial_as_its_student(ml
     assert len(trials) == 2
     with pytest.raises(ConfigError, match="parameter 'search'"):
         main.Config(strategy="distill-adapt-distill", general_data="x", search=str(space))
+
+
+def test_main_ends_with_a_quantized_student_measured_beside_teacher_and_student(mlflow_store, tiny_encoder_dir,
+                                                                                capsys):
+    assert cli_main(_main_args(tiny_encoder_dir, "--tokenizer", "same", "--quantize", "onnx", "--measure_resources",
+                               "true", "--registered_model_name", "fin-ner")) == 0
+    parent = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`findistill.stage` = 'main'").iloc[0]
+    steps = mlflow.artifacts.load_dict(f"runs:/{parent.run_id}/pipeline.json")
+    assert [s["step"] for s in steps][-2:] == ["evaluate-student", "quantize-student"]
+    quantized = MlflowClient().get_run(steps[-1]["run_id"])
+    assert quantized.data.params["model"] == mlflow.get_run(steps[-2]["run_id"]).data.params["model"]
+    assert quantized.data.metrics["f1_delta_vs_source"] == 0  # fp32 ONNX: the student's own predictions
+    costs = mlflow.artifacts.load_dict(f"runs:/{parent.run_id}/costs.json")
+    assert set(costs) == {"teacher", "student", "quantized"}
+    assert costs["quantized"]["params_total"] == costs["student"]["params_total"]
+    metrics = parent["metrics.quantized_test_f1"], parent["metrics.quantized_speedup_cpu_b1"]
+    assert metrics[0] == parent["metrics.student_test_f1"] and metrics[1] > 0
+    table = mlflow.artifacts.load_text(f"runs:/{parent.run_id}/pipeline.md")
+    assert "| quantized |" in table and "Quantized student vs teacher:" in table
+    roles = sorted(v.tags["role"] for v in MlflowClient().search_model_versions("name='fin-ner'"))
+    assert roles == ["quantized", "student", "teacher"]
