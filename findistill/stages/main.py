@@ -426,9 +426,9 @@ def _summarise(config: Config, evaluated: str, teacher_run: str | None,
     metrics, from ``_measure_side_by_side``; empty when resources are not measured) gives
     ``teacher_<metric>``/``student_<metric>``/``quantized_<metric>`` for :data:`SUMMARY_KEYS`. Ratios
     (student / teacher, except the speed-up): ``f1_vs_teacher``, ``params_vs_teacher``,
-    ``speedup_cpu_b1`` (teacher's batch-1 CPU p50 latency over the student's), ``rss_vs_teacher`` (``peak_rss_increase_mb``: memory added by the model and its
-    inference over the fresh process's baseline); for the quantized variant the same ratios prefixed
-    ``quantized_``.
+    ``speedup_cpu_b1`` (teacher's batch-1 CPU p50 latency over the student's), ``rss_vs_teacher``
+    (``peak_rss_increase_mb``: memory added by the model and its inference over the fresh process's
+    baseline); for the quantized variant the same ratios prefixed ``quantized_``.
     """
     f1 = f"{config.eval_split}_f1"
     quality = {"student": _metrics(evaluated)} | ({"teacher": _metrics(teacher_run)} if teacher_run else {})
