@@ -1,4 +1,7 @@
 """``evaluate``: Entity-level P/R/F1 (seqeval, strict IOB2) of a model on a split, with resource metrics.
+
+Any model the project logs is evaluated in the runtime it was saved for: a ``quantize`` variant runs
+in ONNX Runtime or as PyTorch dynamic int8 (tag ``findistill.runtime``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from typing import ClassVar
 from findistill.config import require
 from findistill.costs.device import resolve_device
 from findistill.data.corpus import SPLITS
-from findistill.models.loading import load_token_classifier, load_tokenizer
+from findistill.models.loading import load_tokenizer
+from findistill.runtimes.variants import PYTORCH_FP32, load_inference_model, variant_of
 from findistill.stages.common import DataParams, load_stage_data, log_evaluation, print_tracking_location
 from findistill.tracking.runs import localize_model, stage_run
 
@@ -42,7 +46,9 @@ def run(config: Config) -> str:
     with stage_run("evaluate", config) as run:
         model_dir = localize_model(config.model)
         tokenizer = load_tokenizer(model_dir)
-        model = load_token_classifier(model_dir)
+        model = load_inference_model(model_dir)  # in the runtime the folder holds (a quantize variant too)
+        if Path(model_dir).exists() and variant_of(model_dir)[0] is not PYTORCH_FP32:
+            device = "cpu"  # ONNX Runtime's CPU provider, PyTorch's dynamic int8 kernels: CPU only
         log_evaluation(
             model, tokenizer, data, config.split, batch_size=config.batch_size, max_length=config.max_length,
             device=device, measure=config.measure_resources, model_dir=model_dir if Path(model_dir).exists() else None,
