@@ -294,13 +294,27 @@ def build_trainer(
     )
 
 
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-<step>`` folder of ``output_dir`` that was written to the end (its
+    ``trainer_state.json``, which the Trainer writes after the weights and optimizer, is there); None when
+    there is none. A process killed while writing a checkpoint leaves a partial folder: it is deleted."""
+    output_dir = Path(output_dir)
+    while output_dir.is_dir():
+        newest = get_last_checkpoint(str(output_dir))
+        if newest is None or (Path(newest) / "trainer_state.json").is_file():
+            return newest
+        print(f"deleting the incomplete checkpoint {newest} (its writer was stopped half-way)")
+        shutil.rmtree(newest)
+    return None
+
+
 def fit(trainer: Trainer, output_dir: str | Path, *, resume: bool = True) -> dict[str, Any]:
     """Run ``trainer`` (resuming from the last checkpoint in ``output_dir`` when there is one and
     ``resume`` is set); return ``epochs_run``, ``resumed_from``, ``train_seconds`` and, when the
     trainer selects a best epoch by a validation metric ``m`` (``f1``, ``loss``), ``best_val_m`` and
     ``best_epoch``. The best epoch's weights are in the model afterwards."""
     output_dir = Path(output_dir)
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+    checkpoint = last_complete_checkpoint(output_dir) if resume else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
     state = trainer.state
     summary: dict[str, Any] = {

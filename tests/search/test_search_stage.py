@@ -125,7 +125,8 @@ def test_a_trial_whose_worker_was_killed_is_retried_from_its_checkpoint_and_the_
     worker = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ, MLFLOW_TRACKING_URI=mlflow_store),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while not list(tmp_path.glob(".findistill/search/study/trial-*/checkpoint-*")):  # epoch 1 of trial 0 saved
+    # epoch 1 of trial 0 saved to the end (the Trainer writes trainer_state.json last)
+    while not list(tmp_path.glob(".findistill/search/study/trial-*/checkpoint-*/trainer_state.json")):
         assert worker.poll() is None and time.time() < deadline, "the worker ended before its first checkpoint"
         time.sleep(0.2)
     os.killpg(worker.pid, signal.SIGKILL)

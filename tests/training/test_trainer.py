@@ -154,3 +154,17 @@ def test_the_console_shows_one_line_per_epoch_not_the_raw_log_dicts(tiny_classif
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert all("train loss" in line and "val f1" in line for line in lines)
     assert "'eval_loss'" not in out.out + out.err
+
+
+def test_a_checkpoint_left_half_written_is_deleted_and_the_previous_one_resumes(tmp_path):
+    from findistill.training.trainer import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    assert last_complete_checkpoint(tmp_path) is None
+    for step in (2, 4):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-6").mkdir()  # killed while writing: weights, no trainer state
+    (tmp_path / "checkpoint-6" / "model.safetensors").write_bytes(b"\0" * 8)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2", "checkpoint-4"]
