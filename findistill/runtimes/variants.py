@@ -111,8 +111,8 @@ def write_variant(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, na
 
     ``source`` (the model's reference) and ``parameters`` (its counts, ``costs.size.count_parameters``: an
     ONNX graph does not show them) go into ``runtime.json``, with the options and the versions of the
-    libraries that made it. Returns that record. Raises VariantError for
-    an unknown name, ExportError when the export, the quantization or loading the result fails.
+    libraries that made it. Returns that record. Raises VariantError for an unknown name, ExportError when
+    the export, the quantization or loading the result fails.
     """
     if name not in VARIANTS:
         raise VariantError(f"variant: expected one of {', '.join(VARIANTS)}, got {name!r}")

@@ -45,7 +45,7 @@ from findistill.costs.device import resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
-from findistill.runtimes.variants import VARIANTS
+from findistill.runtimes.variants import VARIANTS, QualityError
 from findistill.stages import (
     adapt,
     analyze_tokenization,
@@ -103,8 +103,9 @@ class Config(StudentParams, TrainSettings, DataParams):
     decides the student and its training, not the student parameters above.
 
     ``quantize`` (``none``, or a variant of the ``quantize`` stage such as ``onnx-int8``) adds an
-    inference variant of the student after its evaluation; it is refused (and ``main`` stops) when
-    it loses more than one F1 point on validation against the student.
+    inference variant of the student after its evaluation. A variant that loses more than one F1
+    point on validation against the student is refused: ``main`` ends with the fp32 student, says
+    so in ``pipeline.md`` and in the tag ``findistill.quantize_refused``, and registers no variant.
 
     The defaults are the demo (``make demo``: the bundled sample, 335 training sentences, in about
     three minutes on 2 cores), chosen from what the benchmarks showed pays: ``finetune-distill``
@@ -235,6 +236,8 @@ class Pipeline:
             try:
                 with child_context(run_name=step, tags={CACHE_TAG: key, "findistill.step": step}):
                     run_id = stage_module.run(config)
+            except QualityError:
+                raise  # a refused variant: nothing to resume, the caller decides
             except Exception as err:
                 done = ", ".join(s["step"] for s in self.steps) or "none"
                 print(f"\n[main] stage '{step}' ({stage}) failed: {type(err).__name__}: {err}\n"
@@ -350,11 +353,17 @@ def run(config: Config) -> str:
         evaluated = pipe.run("evaluate-student", evaluate, evaluate.Config(
             **data, model=f"runs:/{student_run}/model", split=config.eval_split, max_length=config.max_length,
             device=config.device, measure_resources=False))
-        quantized_run = None
+        quantized_run, notes = None, []
         if config.quantize != "none":
-            quantized_run = pipe.run("quantize-student", quantize, quantize.Config(
-                **data, model=f"runs:/{student_run}/model", variant=config.quantize, eval_split=config.eval_split,
-                max_length=config.max_length, measure_resources=False, trust_remote_code=config.trust_remote_code))
+            try:
+                quantized_run = pipe.run("quantize-student", quantize, quantize.Config(
+                    **data, model=f"runs:/{student_run}/model", variant=config.quantize,
+                    eval_split=config.eval_split, max_length=config.max_length, measure_resources=False,
+                    trust_remote_code=config.trust_remote_code))
+            except QualityError as refused:  # the student is still the result; the variant is only refused
+                mlflow.set_tag("findistill.quantize_refused", str(refused)[:500])
+                notes.append(f"The {config.quantize} variant of the student was refused: {refused}.")
+                print(f"[main] {notes[-1]}")
 
         costs, cost_note = {}, "Costs not measured (measure_resources=false)."
         if config.measure_resources:
@@ -363,7 +372,7 @@ def run(config: Config) -> str:
         summary = _summarise(config, evaluated, teacher_run, costs, quantized_run)
         log_metrics(summary)
         log_json(pipe.steps, "pipeline.json")
-        table = _steps_table(pipe.steps, summary, config.eval_split, cost_note)
+        table = _steps_table(pipe.steps, summary, config.eval_split, " ".join([cost_note, *notes]))
         log_text(table, "pipeline.md")
         print(f"\n{table}")
         if config.registered_model_name:

@@ -180,3 +180,23 @@ def test_main_ends_with_a_quantized_student_measured_beside_teacher_and_student(
     assert "| quantized |" in table and "Quantized student vs teacher:" in table
     roles = sorted(v.tags["role"] for v in MlflowClient().search_model_versions("name='fin-ner'"))
     assert roles == ["quantized", "student", "teacher"]
+
+
+def test_a_refused_variant_leaves_main_with_its_fp32_student(mlflow_store, tiny_encoder_dir, monkeypatch, capsys):
+    from findistill.runtimes.variants import QualityError
+    from findistill.stages import quantize
+
+    def refuse(*args):
+        raise QualityError("onnx-int8 loses 2.86 F1 points on validation against its source")
+
+    monkeypatch.setattr(quantize, "_guard", refuse)
+    assert cli_main(_main_args(tiny_encoder_dir, "--tokenizer", "same", "--quantize", "onnx-int8",
+                               "--registered_model_name", "fin-ner")) == 0
+    out = capsys.readouterr().out
+    assert "The onnx-int8 variant of the student was refused: onnx-int8 loses 2.86 F1 points" in out
+    assert "resumes this one" not in out  # a refusal is not a crash to resume
+    parent = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`findistill.stage` = 'main'").iloc[0]
+    assert parent.status == "FINISHED" and "2.86" in parent["tags.findistill.quantize_refused"]
+    assert "refused" in mlflow.artifacts.load_text(f"runs:/{parent.run_id}/pipeline.md")
+    roles = sorted(v.tags["role"] for v in MlflowClient().search_model_versions("name='fin-ner'"))
+    assert roles == ["student", "teacher"]
