@@ -412,7 +412,8 @@ def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str
     if quantized_run:
         folders["quantized"] = localize_model(f"runs:/{quantized_run}/model")
     sentences = [s.tokens for s in load_stage_data(DataParams(**data)).splits[config.eval_split]]
-    who = ", ".join(folders)
+    names = list(folders)
+    who = " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
     print(f"\n[main] measuring the {who} in one fresh process on {len(sentences)} {config.eval_split} sentences")
     costs = measure_saved_models(folders, sentences, max_length=config.max_length,
                                  device=resolve_device(config.device), rounds=COST_ROUNDS,
