@@ -371,7 +371,7 @@ def measure_resources(
         metrics["cpu_threads"] = float(n_threads)
 
         if device.startswith("cuda") and torch.cuda.is_available():
-            if _is_cpu_only(model):
+            if is_cpu_only(model):
                 logger.warning("this model runs on CPU only (dynamic int8 or ONNX Runtime): no GPU metrics")
             else:
                 gpu = _gpu_metrics(model, tokenizer, sentences, device, max_length, n_b1, n_b32)
@@ -381,7 +381,7 @@ def measure_resources(
     return metrics
 
 
-def _is_cpu_only(model: torch.nn.Module) -> bool:
+def is_cpu_only(model: torch.nn.Module) -> bool:
     """True for eager-mode quantized models (``torch.ao.nn.quantized``: no CUDA kernels) and for models that
     say so (``cpu_only``: ONNX Runtime on its CPU execution provider)."""
     if getattr(model, "cpu_only", False):

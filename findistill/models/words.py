@@ -57,13 +57,15 @@ def word_chunks(tokens_per_word: Sequence[int], budget: int) -> list[tuple[int, 
 def word_piece_counts(tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
     """Sub-token count of every word (without special tokens); 0 for words the tokenizer drops."""
     encoded = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
-    counts = []
-    for i, words in enumerate(sentences):
-        per_word = [0] * len(words)
-        for w in encoded.word_ids(i):
-            if w is not None:
-                per_word[w] += 1
-        counts.append(per_word)
+    return [_pieces_per_word(encoded.word_ids(i), len(words)) for i, words in enumerate(sentences)]
+
+
+def _pieces_per_word(word_ids: Sequence[int | None], n_words: int) -> list[int]:
+    """Sub-tokens of each of ``n_words`` words from an encoding's ``word_ids`` (None: a special token)."""
+    counts = [0] * n_words
+    for w in word_ids:
+        if w is not None:
+            counts[w] += 1
     return counts
 
 
@@ -92,11 +94,7 @@ def encode(
             spans.append((s, 0, len(sentences[s])))
             sources.append((whole, s))
             continue
-        counts = [0] * len(sentences[s])
-        for w in whole.word_ids(s):
-            if w is not None:
-                counts[w] += 1
-        for a, b in word_chunks(counts, budget):
+        for a, b in word_chunks(_pieces_per_word(whole.word_ids(s), len(sentences[s])), budget):
             spans.append((s, a, b))
             sources.append((None, len(long_pieces)))
             long_pieces.append(list(sentences[s][a:b]))

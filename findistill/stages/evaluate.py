@@ -12,9 +12,10 @@ from typing import ClassVar
 
 from findistill.config import require
 from findistill.costs.device import resolve_device
+from findistill.costs.latency import is_cpu_only
 from findistill.data.corpus import SPLITS
 from findistill.models.loading import load_tokenizer
-from findistill.runtimes.variants import PYTORCH_FP32, load_inference_model, variant_of
+from findistill.runtimes.variants import load_inference_model
 from findistill.stages.common import DataParams, load_stage_data, log_evaluation, print_tracking_location
 from findistill.tracking.runs import localize_model, stage_run
 
@@ -47,8 +48,8 @@ def run(config: Config) -> str:
         model_dir = localize_model(config.model)
         tokenizer = load_tokenizer(model_dir)
         model = load_inference_model(model_dir)  # in the runtime the folder holds (a quantize variant too)
-        if Path(model_dir).exists() and variant_of(model_dir)[0] is not PYTORCH_FP32:
-            device = "cpu"  # ONNX Runtime's CPU provider, PyTorch's dynamic int8 kernels: CPU only
+        if is_cpu_only(model):
+            device = "cpu"  # ONNX Runtime's CPU provider, PyTorch's dynamic int8 kernels
         log_evaluation(
             model, tokenizer, data, config.split, batch_size=config.batch_size, max_length=config.max_length,
             device=device, measure=config.measure_resources, model_dir=model_dir if Path(model_dir).exists() else None,

@@ -108,8 +108,7 @@ def run(config: Config) -> str:
                 source_f1 = _f1(source, tokenizer, data, config.eval_split, config)
                 log_metrics({f"source_{config.eval_split}_f1": source_f1,
                              f"{config.eval_split}_f1_delta_vs_source": metrics[f"{config.eval_split}_f1"] - source_f1})
-            model_uri = log_ner_model(folder, max_length=config.max_length, example_texts=EXAMPLE_TEXTS,
-                                      runtime=variant)
+            model_uri = log_ner_model(folder, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
         if config.registered_model_name:
             version = register(model_uri, config.registered_model_name, tags={
                 "role": "quantized", "variant": variant.name, "runtime": variant.label, "source": config.model,

@@ -21,18 +21,20 @@ import torch
 import findistill
 from findistill.evaluation.predict import fill_masks, tag_texts
 from findistill.models.loading import load_masked_lm, load_tokenizer
-from findistill.runtimes.variants import PYTORCH_FP32, Variant, load_inference_model
+from findistill.runtimes.variants import load_inference_model, variant_of
 
 
-def log_ner_model(hf_dir: str | os.PathLike, *, max_length: int, example_texts: list[str],
-                  runtime: Variant = PYTORCH_FP32, threads: int = 0) -> str:
-    """Log a model folder (``save_pretrained``, or a variant folder of ``runtime``) as an MLflow pyfunc NER
-    model named ``model``; return its URI.
+def log_ner_model(hf_dir: str | os.PathLike, *, max_length: int, example_texts: list[str]) -> str:
+    """Log a model folder (``save_pretrained``, or a variant folder of :mod:`findistill.runtimes`) as an
+    MLflow pyfunc NER model named ``model``; return its URI.
 
-    The model answers a DataFrame with a ``text`` column with entity spans per text.
+    The model answers a DataFrame with a ``text`` column with entity spans per text. Its
+    ``model_config`` names the folder's runtime and ``threads`` (0; override it when loading with
+    ``mlflow.pyfunc.load_model(uri, model_config={"threads": n})``).
     """
+    runtime = variant_of(hf_dir)[0]
     return log_hf_pyfunc(hf_dir, NerPyfunc(), max_length=max_length, example_texts=example_texts,
-                         extra_config={"threads": threads, "runtime": runtime.label},
+                         extra_config={"threads": 0, "runtime": runtime.label},
                          onnxruntime=runtime.runtime == "onnxruntime")
 
 
