@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test setup ui clean
+.PHONY: demo test setup ui server clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +25,12 @@ test: $(VENV)/.installed
 ui: $(VENV)/.installed
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
 
+# A tracking server for a team: PostgreSQL + mlflow server (settings, `scripts/server.sh stop`: the script's header).
+# Independent of MLFLOW_TRACKING_URI above: stages log to it with MLFLOW_TRACKING_URI=http://<host>:5000.
+server: $(VENV)/.installed
+	FINDISTILL_PYTHON="$(CURDIR)/$(BIN)/python" scripts/server.sh
+
+# keeps .findistill/server (the team server's database and artifacts)
 clean:
-	rm -rf mlruns mlartifacts .findistill mlflow.db
+	rm -rf mlruns mlartifacts mlflow.db
+	find .findistill -mindepth 1 -maxdepth 1 ! -name server -exec rm -rf {} + 2>/dev/null || true

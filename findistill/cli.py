@@ -18,8 +18,10 @@ from findistill.models.loading import ModelLoadError
 from findistill.runtimes.onnx import ExportError
 from findistill.runtimes.variants import QualityError, VariantError
 from findistill.stages import STAGES
+from findistill.tracking.registry import PromotionError
 
-USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError, VariantError, ExportError, QualityError)
+USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError, VariantError, ExportError, QualityError,
+               PromotionError)
 
 
 def parse_argv(argv: list[str]) -> dict[str, str]:

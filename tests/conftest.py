@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny random encoder built from a config (no downloads), the shared corpora,
-and a temporary SQLite MLflow store."""
+a temporary SQLite MLflow store, and (from pg_server.py) a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["pg_server"]  # the session fixture `postgres`
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -58,7 +58,8 @@ class NerData:
     ``validation_unit`` says how the validation split was made: ``"document"`` (whole documents
     cut from a training file with ``-DOCSTART-`` boundaries), ``"sentence"`` (sentences drawn
     at random from a training file without usable document boundaries) or ``"given"`` (read
-    from its own file or split of the source).
+    from its own file or split of the source). ``name`` names the corpus in what is logged
+    (``finer-ord``, ``sample``).
     """
 
     splits: dict[str, list[Sentence]]
@@ -67,6 +68,7 @@ class NerData:
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     validation_unit: str = "given"
+    name: str = "data"
 
     @property
     def entity_types(self) -> list[str]:

@@ -16,10 +16,12 @@ from types import ModuleType
 from findistill.stages import (
     adapt,
     analyze_tokenization,
+    compare,
     distill,
     evaluate,
     finetune,
     prepare,
+    promote,
     quantize,
     search,
     train_tokenizer,
@@ -36,5 +38,7 @@ STAGES: dict[str, ModuleType] = {
     "evaluate": evaluate,
     "quantize": quantize,
     "search": search,
+    "compare": compare,
+    "promote": promote,
     "main": _main,
 }

@@ -45,7 +45,7 @@ from findistill.stages.common import (
     print_tracking_location,
 )
 from findistill.tracking.pyfunc import FillMaskPyfunc, log_hf_pyfunc
-from findistill.tracking.runs import localize, localize_model, log_metrics, scratch_dir, stage_run
+from findistill.tracking.runs import describe_run, localize, localize_model, log_metrics, scratch_dir, stage_run
 from findistill.training.distill import LossSettings
 from findistill.training.kd_losses import HIDDEN_LOSSES
 from findistill.training.mlm import MLM_PROBABILITY, general_distill, heldout_mlm_loss, pseudo_perplexity, train_mlm
@@ -197,7 +197,7 @@ def run(config: Config) -> str:
         n_model = model_depth(model_dir)
         depth = len(select_layers(n_model, config.student_layers or n_model, config.layer_selection))
         map_layers(depth, model_depth(teacher_dir), config.hidden_layers)
-    with stage_run("adapt", config) as run:
+    with stage_run("adapt", config, run_name="adapt general-kd" if config.distilling else "adapt mlm") as run:
         tokenizer = load_tokenizer(model_dir, trust_remote_code=config.trust_remote_code)
         set_seed(config.seed)
         model, fresh_head = load_masked_lm(model_dir, trust_remote_code=config.trust_remote_code)
@@ -226,6 +226,9 @@ def run(config: Config) -> str:
             model_uri = log_hf_pyfunc(hf_dir, FillMaskPyfunc(), max_length=config.max_length,
                                       example_texts=[t.replace("[MASK]", tokenizer.mask_token)
                                                      for t in FILL_MASK_EXAMPLES])
+        describe_run(f"{'General distillation' if config.distilling else 'Masked-LM adaptation'} of {config.model} "
+                     f"on {len(sentences):,} sentences from {source}; best held-out loss "
+                     f"{summary.get('best_val_loss', float('nan')):.4f} (epoch {summary.get('best_epoch', '?')}).")
         if not config.keep_checkpoints:
             remove_checkpoints(checkpoints)
         print(f"model URI: {model_uri}")

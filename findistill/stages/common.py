@@ -25,8 +25,19 @@ from findistill.models.students import LAYER_SELECTIONS, build_student
 from findistill.models.vocab_transfer import TRANSFER_METHODS
 from findistill.runtimes.variants import PYTORCH_FP32, variant_of
 from findistill.tracking.pyfunc import log_ner_model
-from findistill.tracking.registry import register
-from findistill.tracking.runs import localize, localize_model, log_json, log_metrics, log_text, scratch_dir
+from findistill.tracking.registry import register, version_tags
+from findistill.tracking.runs import (
+    corpus_name,
+    describe_run,
+    localize,
+    localize_model,
+    log_dataset_inputs,
+    log_json,
+    log_metrics,
+    log_text,
+    scratch_dir,
+    split_dataset,
+)
 from findistill.training.trainer import TrainSettings, remove_checkpoints
 
 EXAMPLE_TEXTS = [
@@ -99,25 +110,30 @@ class TrainingStageParams(StudentParams, TrainSettings, DataParams):
 
 
 def load_stage_data(params: DataParams) -> NerData:
-    """Read ``params.data`` (a raw source or a prepared ``runs:/<id>/data``) into IOB2 splits."""
-    return load_ner_data(
+    """Read ``params.data`` (a raw source or a prepared ``runs:/<id>/data``) into IOB2 splits, named after
+    the corpus (:func:`corpus_name`)."""
+    data = load_ner_data(
         localize(params.data), splits=params.splits, scheme=params.scheme, seed=params.seed,
         validation_fraction=params.validation_fraction, test_fraction=params.test_fraction,
         max_sentences=params.max_sentences,
     )
+    data.name = corpus_name(params.data)
+    return data
 
 
 def log_data(data: NerData) -> dict:
-    """Log ``data_stats.json`` and the tag ``findistill.validation_unit`` (how the validation part was
-    cut: ``document``, ``sentence`` or ``given``) in the active run; return the statistics."""
+    """Log the splits as the run's dataset inputs, ``data_stats.json`` and the tags ``findistill.corpus``
+    and ``findistill.validation_unit`` (how the validation part was cut: ``document``, ``sentence`` or
+    ``given``) in the active run; return the statistics."""
+    log_dataset_inputs(data)
     stats = dataset_stats(data)
     log_json(stats, "data_stats.json")
-    mlflow.set_tag("findistill.validation_unit", data.validation_unit)
+    mlflow.set_tags({"findistill.corpus": data.name, "findistill.validation_unit": data.validation_unit})
     return stats
 
 
 def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: int, max_length: int,
-                    device: str, measure: bool, model_dir: str | None) -> dict[str, float]:
+                    device: str, measure: bool, model_dir: str | None, model_id: str | None = None) -> dict[str, float]:
     """Evaluate on ``split`` and log ``<split>_f1`` etc., the report, and the resource metrics.
 
     The resource metrics are measured in a fresh Python process (``measure_saved_models``) on the
@@ -128,6 +144,8 @@ def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: i
     Without ``measure``, only the parameter counts (``params_total``...) are logged beside the scores.
     The tag ``findistill.runtime`` names the runtime the latency is measured in (``pytorch-fp32``,
     ``onnxruntime-int8``...: the variant of ``model_dir``).
+    The scores are linked to the split's dataset (a run input) and, with ``model_id``, to that logged
+    model (otherwise to the model the run logged before, if any: see :func:`log_metrics`).
     """
     sentences = data.splits[split]
     runtime = variant_of(model_dir)[0] if model_dir is not None else PYTORCH_FP32
@@ -135,9 +153,12 @@ def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: i
     check_label_compatibility(model_labels(model), data.labels, f"{data.files.get(split, split)}")
     result = evaluate_ner(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length, device=device)
     metrics = {f"{split}_{k}": v for k, v in result.scores.items()}
-    log_metrics(metrics)
+    mlflow.set_tag("findistill.corpus", data.name)
+    log_metrics(metrics, dataset=split_dataset(data, split), model_id=model_id)
     if not measure:  # counted here, without the fresh process (which counts them among the resources)
-        log_metrics(count_parameters(model))
+        counts = count_parameters(model)
+        log_metrics(counts, model_id=model_id)
+        metrics.update(counts)
     log_text(result.report, f"evaluation/{split}_report.txt")
     log_text(
         "\n\n".join(
@@ -165,7 +186,7 @@ def log_evaluation(model, tokenizer, data: NerData, split: str, *, batch_size: i
                 {"model": folder}, [s.tokens for s in sentences], max_length=max_length, device=device,
                 trust_remote_code=custom_code,
             )["model"]
-        log_metrics(resources)
+        log_metrics(resources, model_id=model_id)
         mlflow.set_tags({f"device.{k}": v for k, v in device_info(device).items()})
         mlflow.set_tag("findistill.resources_measured_in", "fresh process")
         table = format_resources_table(resources)
@@ -182,7 +203,8 @@ def load_tokenizer_ref(ref: str, trust_remote_code: bool = False):
 
 
 def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
-    """``build_student`` from a stage's student parameters; logs the spec as tags and prints it."""
+    """``build_student`` from a stage's student parameters; logs the spec as tags, adds its
+    :func:`student_label` to the run's name and prints it."""
     new_tokenizer = None if spec.tokenizer == "same" else load_tokenizer_ref(spec.tokenizer)
     student, student_tokenizer, layers = build_student(
         model, tokenizer, n_layers=spec.student_layers, selection=spec.layer_selection, tokenizer=new_tokenizer,
@@ -190,10 +212,19 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
     )
     mlflow.set_tags({"findistill.student_layers_from": ",".join(map(str, layers)),
                      "findistill.student_vocab_size": str(len(student_tokenizer))})
+    label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer))
+    name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
+    mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
     how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"
     print(f"student: teacher layers {layers} of {model.config.num_hidden_layers}, vocabulary "
           f"{len(student_tokenizer):,} ({how})")
     return student, student_tokenizer
+
+
+def student_label(depth: int, vocab_size: int | None) -> str:
+    """``s2-dom16k`` (2 layers, a 16k domain vocabulary) or ``s3-same`` (3 layers, the model's tokenizer):
+    what run names add for a student."""
+    return f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
 
 
 def checkpoint_path(config, stage: str) -> Path:
@@ -205,34 +236,51 @@ def checkpoint_path(config, stage: str) -> Path:
 
 def finish_training(model, tokenizer, data: NerData, config, summary: dict, checkpoints: Path, device: str, *,
                     role: str) -> str:
-    """After training: log the summary, evaluate on ``config.eval_split`` (with resources), log the
-    model, register it when asked (only now that everything is logged), drop the checkpoints.
-    Returns the model URI."""
+    """After training: log the summary and the model, evaluate it on ``config.eval_split`` (with resources;
+    the scores are linked to the logged model), register it when asked (only now that everything is
+    logged), describe the run, drop the checkpoints. Returns the model URI."""
     if summary["resumed_from"]:
         mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
         print(f"resumed from checkpoint {summary['resumed_from']}")
     log_metrics({k: v for k, v in summary.items() if k != "resumed_from" and v is not None})
-    mlflow.set_tag("findistill.role", role)
+    mlflow.set_tags({"findistill.role": role, **shape_tags(model, tokenizer)})
     with scratch_dir("model") as tmp:
         hf_dir = Path(tmp) / "hf_model"
         model.save_pretrained(hf_dir, safe_serialization=True)
         tokenizer.save_pretrained(hf_dir)
+        model_uri = log_ner_model(hf_dir, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
         metrics = log_evaluation(
             model, tokenizer, data, config.eval_split, batch_size=32, max_length=config.max_length,
             device=device, measure=config.measure_resources, model_dir=str(hf_dir),
         )
-        model_uri = log_ner_model(hf_dir, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
+    run_id = mlflow.active_run().info.run_id
+    describe_run(f"{'Fine-tuned' if role == 'teacher' else 'Trained'} the {role} on {data.name} "
+                 f"({len(data.splits['train']):,} training sentences). " + result_line(metrics, config.eval_split))
     if config.registered_model_name:
-        version = register(
-            model_uri, config.registered_model_name,
-            tags={"role": role, f"{config.eval_split}_f1": round(metrics[f"{config.eval_split}_f1"], 4)},
-        )
+        version = register(model_uri, config.registered_model_name, tags=version_tags(run_id))
         print(f"registered {config.registered_model_name} version {version}")
     if not config.keep_checkpoints:
         remove_checkpoints(checkpoints)
     print(f"model URI: {model_uri}")
     print_tracking_location()
     return model_uri
+
+
+def shape_tags(model, tokenizer) -> dict[str, str]:
+    """``findistill.depth`` (transformer layers) and ``findistill.vocab_size`` of a model and its tokenizer."""
+    return {"findistill.depth": str(model.config.num_hidden_layers), "findistill.vocab_size": str(len(tokenizer))}
+
+
+def result_line(metrics: dict[str, float], split: str) -> str:
+    """One sentence with a model's F1 on ``split`` and the costs in ``metrics`` that were measured."""
+    parts = [f"{split} F1 {metrics[f'{split}_f1']:.4f}"] if f"{split}_f1" in metrics else []
+    if "params_total" in metrics:
+        parts.append(f"{metrics['params_total'] / 1e6:.1f}M parameters")
+    if "model_size_mb" in metrics:
+        parts.append(f"{metrics['model_size_mb']:.1f} MB")
+    if "latency_cpu_b1_ms_p50" in metrics:
+        parts.append(f"{metrics['latency_cpu_b1_ms_p50']:.1f} ms per sentence on CPU (batch 1, p50)")
+    return (", ".join(parts) + ".") if parts else ""
 
 
 def print_tracking_location() -> None:

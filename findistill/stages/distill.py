@@ -137,7 +137,7 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
         depth = len(select_layers(n_teacher, config.student_layers, config.layer_selection))
         map_layers(depth, n_teacher, config.hidden_layers)
     transfer = load_transfer_set(config, data)
-    with stage_run("distill", config) as run:
+    with stage_run("distill", config, run_name="distill") as run:
         log_data(data)
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
         if config.student_init == "teacher":

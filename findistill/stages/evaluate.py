@@ -16,8 +16,14 @@ from findistill.costs.latency import is_cpu_only
 from findistill.data.corpus import SPLITS
 from findistill.models.loading import load_tokenizer
 from findistill.runtimes.variants import load_inference_model
-from findistill.stages.common import DataParams, load_stage_data, log_evaluation, print_tracking_location
-from findistill.tracking.runs import localize_model, stage_run
+from findistill.stages.common import (
+    DataParams,
+    load_stage_data,
+    log_evaluation,
+    print_tracking_location,
+    result_line,
+)
+from findistill.tracking.runs import describe_run, localize_model, logged_model_id, short_ref, stage_run
 
 
 @dataclass
@@ -44,15 +50,18 @@ def run(config: Config) -> str:
     """Evaluate ``model`` on ``split``: ``<split>_f1`` etc., the seqeval report, predictions, resource metrics."""
     device = resolve_device(config.device)
     data = load_stage_data(config)
-    with stage_run("evaluate", config) as run:
+    with stage_run("evaluate", config, run_name=f"evaluate {short_ref(config.model)}") as run:
         model_dir = localize_model(config.model)
         tokenizer = load_tokenizer(model_dir)
         model = load_inference_model(model_dir)  # in the runtime the folder holds (a quantize variant too)
         if is_cpu_only(model):
             device = "cpu"  # ONNX Runtime's CPU provider, PyTorch's dynamic int8 kernels
-        log_evaluation(
+        metrics = log_evaluation(
             model, tokenizer, data, config.split, batch_size=config.batch_size, max_length=config.max_length,
             device=device, measure=config.measure_resources, model_dir=model_dir if Path(model_dir).exists() else None,
+            model_id=logged_model_id(config.model),
         )
+        describe_run(f"Evaluated {config.model} on {config.split} of {data.name} "
+                     f"({len(data.splits[config.split]):,} sentences). " + result_line(metrics, config.split))
         print_tracking_location()
         return run.info.run_id

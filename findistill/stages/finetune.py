@@ -35,7 +35,7 @@ def run(config: Config) -> str:
     """Fine-tune ``model`` on ``data``; log per-epoch curves, the model (``runs:/<id>/model``) and its evaluation."""
     device = resolve_device(config.device)
     data = load_stage_data(config)
-    with stage_run("finetune", config) as run:
+    with stage_run("finetune", config, run_name="finetune" if config.is_student() else "finetune teacher") as run:
         log_data(data)
         model_dir = localize_model(config.model)
         tokenizer = load_tokenizer(model_dir, trust_remote_code=config.trust_remote_code)

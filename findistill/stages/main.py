@@ -16,8 +16,9 @@ Stage orders (Gordon & Duh 2020, "Distill, Adapt, Distill"), with T0 the general
 Every chain starts with prepare -> analyze_tokenization -> train_tokenizer (when the student gets
 a domain vocabulary) and ends with evaluate of the student, an inference variant of it when
 ``quantize`` names one (``quantize`` stage: its F1 is checked against the student's), the teacher,
-the student (and its variant) measured side by side in one fresh process, and registration when
-asked.
+the student (and its variant) measured side by side in one fresh process, registration when
+asked, and the ``compare`` table and dashboard of these models (``compare/``, and
+``<dashboards>/main-<run id>.html`` unless ``dashboards`` is ``none``).
 
 **Stage cache.** Each stage's key is a hash of its stage name, its parameters (upstream results
 enter as ``runs:/<id>/...``, so a new upstream run changes the key), a fingerprint of local input
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -45,10 +47,12 @@ from findistill.costs.device import resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
+from findistill.reports.table import Model
 from findistill.runtimes.variants import VARIANTS, QualityError
 from findistill.stages import (
     adapt,
     analyze_tokenization,
+    compare,
     distill,
     evaluate,
     finetune,
@@ -65,8 +69,16 @@ from findistill.stages.common import (
     model_depth,
     print_tracking_location,
 )
-from findistill.tracking.registry import register
-from findistill.tracking.runs import child_context, localize_model, log_json, log_metrics, log_text, stage_run
+from findistill.tracking.registry import register, version_tags
+from findistill.tracking.runs import (
+    child_context,
+    describe_run,
+    localize_model,
+    log_json,
+    log_metrics,
+    log_text,
+    stage_run,
+)
 from findistill.training.trainer import TrainSettings
 from findistill.vocab.build import BUILD_METHODS
 
@@ -146,6 +158,7 @@ class Config(StudentParams, TrainSettings, DataParams):
     registered_model_name: str = ""
     trust_remote_code: bool = False
     reuse: bool = True
+    dashboards: str = "dashboards"
 
     def __post_init__(self) -> None:
         DataParams.__post_init__(self)
@@ -272,14 +285,14 @@ SUMMARY_KEYS = ("params_total", "model_size_mb", "latency_cpu_b1_ms_p50", "laten
 COST_ROUNDS = 2
 
 
-def _register(name: str, run_id: str, role: str, f1: float | None) -> None:
-    """Register ``runs:/<run_id>/model`` under ``name`` unless that run is already a version of it."""
+def _register(name: str, run_id: str, role: str, metrics: dict[str, float]) -> None:
+    """Register ``runs:/<run_id>/model`` under ``name`` unless that run is already a version of it; the
+    version's tags (:func:`version_tags`) take ``metrics`` (the side-by-side costs) over the run's."""
     existing = MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")
     if existing:
         print(f"[main] {role} run {run_id} is already {name} version {existing[0].version}")
         return
-    version = register(f"runs:/{run_id}/model", name,
-                                tags={"role": role, "f1": round(f1, 4) if f1 is not None else "n/a"})
+    version = register(f"runs:/{run_id}/model", name, tags={**version_tags(run_id, metrics), "role": role})
     print(f"[main] registered the {role} as {name} version {version}")
 
 
@@ -375,19 +388,59 @@ def run(config: Config) -> str:
         table = _steps_table(pipe.steps, summary, config.eval_split, " ".join([cost_note, *notes]))
         log_text(table, "pipeline.md")
         print(f"\n{table}")
+        models = {"teacher": teacher_run, "student": student_run, "quantized": quantized_run}
+        measured = {who: {**costs.get(who, {}), **({f"{config.eval_split}_f1": summary[f"{who}_{config.eval_split}_f1"]}
+                                                    if f"{who}_{config.eval_split}_f1" in summary else {})}
+                    for who, run_id in models.items() if run_id}
         if config.registered_model_name:
-            split_f1 = f"{config.eval_split}_f1"
-            if teacher_run:
-                _register(config.registered_model_name, teacher_run, "teacher", _metrics(teacher_run).get(split_f1))
-            _register(config.registered_model_name, student_run, "student", summary.get(f"student_{split_f1}"))
-            if quantized_run:
-                _register(config.registered_model_name, quantized_run, "quantized",
-                          summary.get(f"quantized_{split_f1}"))
+            for who, run_id in models.items():
+                if run_id:
+                    _register(config.registered_model_name, run_id, who, measured[who])
+        _compare(config, parent.info.run_id, {who: (models[who], m) for who, m in measured.items()}, cost_note)
+        describe_run(_description(config, summary))
         _demo(quantized_run or student_run)
         reused = sum(step["reused"] for step in pipe.steps)
         print(f"\nmain run {parent.info.run_id}: {len(pipe.steps)} stages, {reused} reused")
         print_tracking_location()
         return parent.info.run_id
+
+
+def _compare(config: Config, parent_run: str, models: dict[str, tuple[str, dict[str, float]]], note: str) -> None:
+    """The ``compare`` table and dashboard of the pipeline's models (``who -> (run id, measured metrics)``):
+    F1 from their runs, costs from the side-by-side measurement."""
+    split = config.eval_split
+    entries = []
+    for who, (run_id, measured) in models.items():
+        run = mlflow.get_run(run_id)
+        metrics = {**run.data.metrics, **measured}
+        entries.append(Model(
+            label=f"{who} ({run.data.tags.get('mlflow.runName', run_id[:8])})", key=who, role=who,
+            runtime=run.data.tags.get("findistill.runtime", "pytorch-fp32"), f1=metrics.get(f"{split}_f1", math.nan),
+            validation_f1=metrics.get("validation_f1", metrics.get("best_val_f1", math.nan)),
+            costs={k: v for k, v in measured.items() if k != f"{split}_f1"}, uri=f"runs:/{run_id}/model",
+            run_id=run_id))
+    compare.log_report(entries, split=split, title=f"main-{parent_run[:8]}", notes=[note],
+                       output_dir=config.dashboards)
+
+
+def _description(config: Config, summary: dict[str, float]) -> str:
+    """The parent run's description: strategy, corpus, and the student against the teacher."""
+    f1 = f"{config.eval_split}_f1"
+    text = f"Strategy {config.strategy} on {config.data}."
+    if f"student_{f1}" in summary:
+        text += f" Student {config.eval_split} F1 {summary[f'student_{f1}']:.4f}"
+        if f"teacher_{f1}" in summary:
+            text += f" vs teacher {summary[f'teacher_{f1}']:.4f}"
+        ratios = [f"{label} {summary[key]:.2f}" for key, label in (
+            ("f1_vs_teacher", "F1 ratio"), ("params_vs_teacher", "parameter ratio"),
+            ("speedup_cpu_b1", "CPU batch-1 speed-up")) if key in summary]
+        text += (" (" + ", ".join(ratios) + ")" if ratios else "") + "."
+    if f"quantized_{f1}" in summary:
+        text += f" Quantized ({config.quantize}) F1 {summary[f'quantized_{f1}']:.4f}"
+        if "quantized_speedup_cpu_b1" in summary:
+            text += f", {summary['quantized_speedup_cpu_b1']:.2f}x the teacher's batch-1 CPU speed"
+        text += "."
+    return text
 
 
 def _searched_student(search_run: str) -> str:

@@ -11,7 +11,7 @@ import mlflow
 from findistill.data.splits import write_splits
 from findistill.data.stats import stats_metrics
 from findistill.stages.common import DataParams, load_stage_data, log_data
-from findistill.tracking.runs import log_artifacts, log_metrics, scratch_dir, stage_run
+from findistill.tracking.runs import describe_run, log_artifacts, log_metrics, scratch_dir, stage_run
 
 
 @dataclass
@@ -22,12 +22,15 @@ class Config(DataParams):
 def run(config: Config) -> str:
     """Log ``data/{train,validation,test}.jsonl``, ``data/labels.json`` and ``data_stats.json``."""
     data = load_stage_data(config)
-    with stage_run("prepare", config) as run:
+    with stage_run("prepare", config, run_name=f"prepare {data.name}") as run:
         log_metrics(stats_metrics(log_data(data)))
         with scratch_dir("prepare") as tmp:
             write_splits(data, tmp)
             log_artifacts(tmp, "data")
         mlflow.set_tag("findistill.data_uri", f"runs:/{run.info.run_id}/data")
+        describe_run(f"Read {data.name} ({data.scheme} converted to IOB2): "
+                     f"{', '.join(f'{len(v):,} {k}' for k, v in data.splits.items())} sentences, entity types "
+                     f"{', '.join(data.entity_types)}; validation cut by {data.validation_unit}.")
         for note in data.notes:
             print(f"note: {note}")
         print(f"prepared {', '.join(f'{k}: {len(v)} sentences' for k, v in data.splits.items())}; "

@@ -38,10 +38,12 @@ from findistill.stages.common import (
     load_stage_data,
     log_evaluation,
     print_tracking_location,
+    result_line,
+    shape_tags,
 )
 from findistill.tracking.pyfunc import log_ner_model
-from findistill.tracking.registry import register
-from findistill.tracking.runs import localize_model, log_json, log_metrics, scratch_dir, stage_run
+from findistill.tracking.registry import register, version_tags
+from findistill.tracking.runs import describe_run, localize_model, log_json, log_metrics, scratch_dir, stage_run
 
 
 @dataclass
@@ -90,7 +92,8 @@ def run(config: Config) -> str:
         tokenizer = load_tokenizer(source_dir, trust_remote_code=config.trust_remote_code)
         source = load_token_classifier(source_dir, trust_remote_code=config.trust_remote_code)
         mlflow.set_tags({"findistill.variant": variant.name, "findistill.runtime": variant.label,
-                         "findistill.source_model": config.model, "findistill.role": "quantized"})
+                         "findistill.source_model": config.model, "findistill.role": "quantized",
+                         **shape_tags(source, tokenizer)})
         with scratch_dir("variant") as tmp:
             folder = Path(tmp) / "hf_model"
             print(f"writing the {variant.name} variant of {config.model}: {variant.description}")
@@ -100,6 +103,7 @@ def run(config: Config) -> str:
             log_json(record, "variant/runtime.json")
             model = load_inference_model(folder, trust_remote_code=config.trust_remote_code)
             _guard(config, source, model, tokenizer, data)
+            model_uri = log_ner_model(folder, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
             metrics = log_evaluation(
                 model, tokenizer, data, config.eval_split, batch_size=config.batch_size,
                 max_length=config.max_length, device="cpu", measure=config.measure_resources, model_dir=str(folder),
@@ -108,12 +112,11 @@ def run(config: Config) -> str:
                 source_f1 = _f1(source, tokenizer, data, config.eval_split, config)
                 log_metrics({f"source_{config.eval_split}_f1": source_f1,
                              f"{config.eval_split}_f1_delta_vs_source": metrics[f"{config.eval_split}_f1"] - source_f1})
-            model_uri = log_ner_model(folder, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
+        describe_run(f"The {variant.name} variant ({variant.label}) of {config.model}, F1 guard "
+                     f"{mlflow.get_run(run.info.run_id).data.tags['findistill.f1_guard']} on {config.guard_split} "
+                     f"of {data.name}. " + result_line(metrics, config.eval_split))
         if config.registered_model_name:
-            version = register(model_uri, config.registered_model_name, tags={
-                "role": "quantized", "variant": variant.name, "runtime": variant.label, "source": config.model,
-                f"{config.eval_split}_f1": round(metrics[f"{config.eval_split}_f1"], 4),
-            })
+            version = register(model_uri, config.registered_model_name, tags=version_tags(run.info.run_id))
             print(f"registered {config.registered_model_name} version {version}")
         print(f"model URI: {model_uri}")
         print_tracking_location()

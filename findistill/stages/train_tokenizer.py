@@ -22,6 +22,7 @@ from findistill.stages.common import (
     scalar_row,
 )
 from findistill.tracking.runs import (
+    describe_run,
     is_mlflow_uri,
     localize,
     localize_model,
@@ -122,7 +123,7 @@ def run(config: Config) -> str:
                                 min_frequency=config.min_frequency)
     name = (f"{config.method}-{config.model_type}-{_size_label(len(built.tokenizer))}" if config.method == "train"
             else f"{config.method}-{_size_label(len(built.tokenizer))}")
-    with stage_run("train_tokenizer", config) as run:
+    with stage_run("train_tokenizer", config, run_name=f"train_tokenizer {name}") as run:
         with scratch_dir("tokenizer") as tmp:
             folder = Path(tmp) / "tokenizer"
             built.tokenizer.save_pretrained(folder)
@@ -152,6 +153,9 @@ def run(config: Config) -> str:
         log_metrics(metrics)
         uri = f"runs:/{run.info.run_id}/tokenizer"
         mlflow.set_tags({"findistill.tokenizer_uri": uri, "findistill.tokenizer_name": name})
+        describe_run(f"Built the {config.method} tokenizer {name} ({len(new):,} entries) on {data.name}: "
+                     f"{stats[name]['fertility_mean']:.3f} sub-tokens per held-out word against the teacher's "
+                     f"{stats['teacher']['fertility_mean']:.3f}.")
         rows = [{"tokenizer": n, "vocab": len(t), "embedding_params": embedding_params(len(t), hidden) if hidden
                  else None, **scalar_row(stats[n])} for n, t in ((name, new), ("teacher", teacher))]
         report = (f"## {name} vs the teacher on held-out text (validation split, {len(heldout)} sentences)\n\n"

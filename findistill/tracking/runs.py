@@ -18,6 +18,7 @@ import mlflow
 
 import findistill
 from findistill.config import to_dict
+from findistill.data.corpus import NerData
 
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 STAGE_TAG = "findistill.stage"
@@ -55,6 +56,43 @@ def localize_model(ref: str) -> str:
     raise FileNotFoundError(f"{ref}: no Hugging Face model or tokenizer in the MLflow artifacts at {root}")
 
 
+def corpus_name(ref: str) -> str:
+    """A short name for a data reference: ``sample``, the folder or file name of a path (``finer-ord``), the
+    name of the data a ``prepare`` run read for ``runs:/<id>/data``, a Hub id as it is."""
+    if ref.startswith("runs:/"):
+        try:
+            source = mlflow.get_run(ref.removeprefix("runs:/").split("/")[0]).data.params.get("data")
+        except Exception:  # noqa: BLE001 (a run of another store, or none: the reference names itself)
+            source = None
+        return corpus_name(source) if source and not source.startswith("runs:/") else ref
+    path = Path(ref.rstrip("/"))
+    if path.is_file():
+        return path.stem
+    return path.name if path.exists() else ref
+
+
+def logged_model_id(ref: str) -> str | None:
+    """The MLflow logged model (``m-...``) behind ``runs:/<id>/model``, ``models:/<model_id>`` or
+    ``models:/<name>@<alias>``; None for other references (folders, ``packaged:...``) and for models
+    logged before MLflow 3."""
+    if not ref.startswith(("runs:/", "models:/")):
+        return None
+    try:
+        return mlflow.models.get_model_info(ref).model_id
+    except Exception:  # noqa: BLE001 (not a logged model: the evaluation is logged on the run only)
+        return None
+
+
+def short_ref(ref: str) -> str:
+    """A model reference short enough for a run name: ``runs:/3f2a9c1b``, ``models:/fin-ner@champion``, a
+    folder's name."""
+    if ref.startswith("runs:/"):
+        return f"runs:/{ref.removeprefix('runs:/')[:8]}"
+    if ref.startswith(MLFLOW_SCHEMES) or ref.startswith("packaged:"):
+        return ref
+    return Path(ref.rstrip("/")).name or ref
+
+
 _CHILD: dict[str, Any] = {}  # how the next stage run is opened (set by ``child_context`` / ``into_active_run``)
 
 
@@ -85,7 +123,22 @@ def into_active_run() -> Iterator[None]:
         _CHILD.update(previous)
 
 
+#: the experiment tag the MLflow UI reads to choose its view, and the view of model training
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+#: the run tag the MLflow UI shows as the run's description
+DESCRIPTION_TAG = "mlflow.note.content"
+
+
+def _mark_experiment(experiment_id: str) -> None:
+    """Tag the experiment as model training (unless it has a kind), so the UI opens its runs and models
+    rather than the GenAI view."""
+    client = mlflow.MlflowClient()
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+
 def _log_stage(run: mlflow.ActiveRun, stage: str, config: Any, tags: dict[str, str]) -> None:
+    _mark_experiment(run.info.experiment_id)
     params = to_dict(config)  # stage configs are flat dataclasses
     existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
     mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
@@ -119,14 +172,44 @@ def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[
         yield run
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    """Log finite numeric metrics (NaN/inf and non-numbers are skipped, not errors)."""
+def describe_run(text: str) -> None:
+    """Set the active run's description (the UI's description field): what it did and its key result."""
+    mlflow.set_tag(DESCRIPTION_TAG, text)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None, *, dataset: Any = None,
+                model_id: str | None = None) -> None:
+    """Log finite numeric metrics (NaN/inf and non-numbers are skipped, not errors).
+
+    ``dataset`` (an MLflow dataset, see :func:`split_dataset`) says what they were measured on: it is
+    logged as a run input if it is not one yet. ``model_id`` links them to that logged model; without it,
+    metrics logged at step 0 after the run logged a model are linked to that model.
+    """
     clean = {
         k: float(v) for k, v in metrics.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
     }
     if clean:
-        mlflow.log_metrics(clean, step=step)
+        mlflow.log_metrics(clean, step=step, dataset=dataset, model_id=model_id)
+
+
+def split_dataset(data: NerData, split: str):
+    """One split of ``data`` as an MLflow dataset named ``<corpus>/<split>`` (its digest identifies the
+    sentences): a table of the space-joined ``tokens`` and their ``tags``, sourced from the split's file."""
+    import pandas as pd
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    sentences = data.splits[split]
+    frame = pd.DataFrame({"tokens": [" ".join(s.tokens) for s in sentences],
+                          "tags": [" ".join(s.tags) for s in sentences]})
+    source = LocalArtifactDatasetSource(str(data.files.get(split, data.name)))
+    return mlflow.data.from_pandas(frame, source=source, name=f"{data.name}/{split}", targets="tags")
+
+
+def log_dataset_inputs(data: NerData) -> None:
+    """Log every split of ``data`` as an input of the active run, with the split as its context."""
+    for split in data.splits:
+        mlflow.log_input(split_dataset(data, split), context=split)
 
 
 def log_text(text: str, artifact_file: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from conftest import shared_corpus
@@ -178,8 +180,22 @@ def test_main_ends_with_a_quantized_student_measured_beside_teacher_and_student(
     assert metrics[0] == parent["metrics.student_test_f1"] and metrics[1] > 0
     table = mlflow.artifacts.load_text(f"runs:/{parent.run_id}/pipeline.md")
     assert "| quantized |" in table and "Quantized student vs teacher:" in table
-    roles = sorted(v.tags["role"] for v in MlflowClient().search_model_versions("name='fin-ner'"))
-    assert roles == ["quantized", "student", "teacher"]
+    versions = {v.tags["role"]: v for v in MlflowClient().search_model_versions("name='fin-ner'")}
+    assert sorted(versions) == ["quantized", "student", "teacher"]
+    for role, version in versions.items():  # tagged with the costs measured side by side
+        assert float(version.tags["latency_cpu_b1_ms"]) == pytest.approx(costs[role]["latency_cpu_b1_ms_p50"],
+                                                                         rel=1e-3)
+    assert versions["quantized"].tags["runtime"] == "onnxruntime-fp32"
+
+    # main ends with the comparison of its three models: the table, the dashboard, here and in dashboards/
+    rows = {row["role"]: row for row in mlflow.artifacts.load_dict(f"runs:/{parent.run_id}/compare/table.json")}
+    assert sorted(rows) == ["quantized", "student", "teacher"]
+    assert rows["student"]["f1_mean"] == parent["metrics.student_test_f1"]
+    assert rows["quantized"]["latency_cpu_b1_ms_p50"] == costs["quantized"]["latency_cpu_b1_ms_p50"]
+    assert "Plotly" in mlflow.artifacts.load_text(f"runs:/{parent.run_id}/compare/dashboard.html")
+    assert Path(f"dashboards/main-{parent.run_id[:8]}.html").is_file()
+    description = parent["tags.mlflow.note.content"]
+    assert description.startswith("Strategy finetune-distill") and "Quantized (onnx)" in description
 
 
 def test_a_refused_variant_leaves_main_with_its_fp32_student(mlflow_store, tiny_encoder_dir, monkeypatch, capsys):

@@ -74,7 +74,9 @@ def test_an_int8_variant_is_logged_measured_registered_and_serves_like_itself(le
     assert any(span["entity"] == "ORG" for span in expected[0])
 
     version = MlflowClient().get_model_version("tiny-ner", "1")
-    assert version.tags["runtime"] == "onnxruntime-int8" and version.tags["source"] == source
+    assert version.tags["runtime"] == "onnxruntime-int8" and version.tags["parent_model"] == source
+    assert version.tags["variant"] == "onnx-int8" and version.tags["role"] == "quantized"
+    assert float(version.tags["test_f1"]) == pytest.approx(run["metrics.test_f1"], abs=1e-4)
 
     # evaluate takes the variant like any model and scores what quantize scored
     assert cli_main(["evaluate", "--data", str(data), "--model", f"runs:/{run.run_id}/model", "--max_length", "32",
@@ -83,6 +85,10 @@ def test_an_int8_variant_is_logged_measured_registered_and_serves_like_itself(le
                                    filter_string="tags.`findistill.stage` = 'evaluate'").iloc[0]
     assert evaluated["metrics.test_f1"] == pytest.approx(run["metrics.test_f1"], abs=1e-9)
     assert evaluated["tags.findistill.runtime"] == "onnxruntime-int8"
+    # both runs' test F1 are linked to the variant's logged model (the UI's model view lists them)
+    logged = MlflowClient().get_logged_model(run["tags.findistill.model_id"])
+    linked = {(m.key, m.run_id, m.dataset_name) for m in logged.metrics}
+    assert {("test_f1", run.run_id, "data/test"), ("test_f1", evaluated.run_id, "data/test")} <= linked
 
 
 def test_the_f1_guard_refuses_a_variant_made_to_fail_unless_forced(learnt, monkeypatch, capsys):

@@ -1,0 +1,1 @@
+"""Comparing models: the quality/cost table of a study (:mod:`.table`) and its HTML dashboard (:mod:`.dashboard`)."""
