@@ -23,6 +23,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 ui: $(VENV)/.installed
+	@echo "MLflow UI (model-training view): http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
 
 # A tracking server for a team: PostgreSQL + mlflow server (settings, `scripts/server.sh stop`: the script's header).

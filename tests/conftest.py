@@ -104,19 +104,40 @@ def tiny_classifier(tiny_encoder_dir):
     return load_token_classifier(str(tiny_encoder_dir), LABELS), load_tokenizer(str(tiny_encoder_dir))
 
 
-@pytest.fixture
-def mlflow_store(tmp_path, monkeypatch) -> str:
-    """A fresh SQLite tracking store (and artifact folder) for one test; returns its URI."""
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory) -> Path:
+    """An SQLite tracking store with MLflow's tables created and nothing in them, made once per session:
+    creating the tables takes seconds, copying the file does not."""
     import mlflow
 
+    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch, _empty_store) -> str:
+    """A fresh SQLite tracking store (a copy of the empty one; artifacts in the test's folder) for one test;
+    returns its URI."""
+    import shutil
+    import sqlite3
+
+    import mlflow
+
+    shutil.copyfile(_empty_store, tmp_path / "mlflow.db")
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:  # the Default experiment's artifacts: this test's ./mlruns
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                   (str(tmp_path / "mlruns" / "0"),))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # mlflow.set_experiment sets it; undone after
     monkeypatch.chdir(tmp_path)  # artifacts (./mlartifacts) and checkpoints (./.findistill) land here
     mlflow.set_tracking_uri(uri)
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+    mlflow.tracking.fluent._active_experiment_id = None  # an experiment set in this store means nothing in the next
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from debian_packages import apt_install
 
 HOST = "127.0.0.1"
 SUPERUSER = "findistill"
@@ -69,29 +70,6 @@ def _find_binaries() -> tuple[str, str] | None:
     return None
 
 
-def _install_postgresql() -> str:
-    """Tries ``apt-get install postgresql`` (then update and install again); returns a note on what happened."""
-    if shutil.which("apt-get") is None:
-        return "apt-get not found"
-    if os.geteuid() == 0:
-        prefix: list[str] = []
-    elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], check=False,
-                                                 capture_output=True).returncode == 0:
-        prefix = ["sudo", "-n"]
-    else:
-        return "not root and sudo -n not allowed, so apt-get was not run"
-    apt = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
-    install = [*apt, "install", "-y", "--no-install-recommends", "postgresql"]
-    if subprocess.run(install, check=False, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0:
-        return "apt-get install postgresql succeeded"
-    subprocess.run([*apt, "update"], check=False, capture_output=True, stdin=subprocess.DEVNULL)
-    done = subprocess.run(install, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if done.returncode == 0:
-        return "apt-get install postgresql succeeded after apt-get update"
-    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return f"apt-get update + install postgresql failed ({last})"
-
-
 def _as_server_user(command: list[str]) -> list[str]:
     """``command`` wrapped to run as the postgres OS user when we are root; unchanged otherwise."""
     if os.geteuid() != 0:
@@ -121,7 +99,7 @@ def postgres() -> Iterator[PostgresServer]:
     binaries = _find_binaries()
     note = "initdb/pg_ctl not on PATH or under /usr/lib/postgresql/*/bin"
     if binaries is None:
-        note += "; " + _install_postgresql()
+        note += "; " + apt_install("postgresql")
         binaries = _find_binaries()
     if binaries is None:
         pytest.skip(f"PostgreSQL unavailable: {note}")

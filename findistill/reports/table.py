@@ -155,7 +155,11 @@ def markdown(rows: list[Row], split: str) -> str:
 
 
 def to_csv(rows: list[Row]) -> str:
-    records = [row.as_dict() for row in rows]
+    return csv_text([row.as_dict() for row in rows])
+
+
+def csv_text(records: list[dict]) -> str:
+    """``records`` as CSV; the columns are every key, in the order they first appear."""
     names = list(dict.fromkeys(k for record in records for k in record))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=names)

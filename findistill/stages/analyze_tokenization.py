@@ -4,8 +4,6 @@ vocabulary use/overlap of tokenizers over corpora (general vs financial); tables
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +14,9 @@ from findistill.config import require
 from findistill.data.corpus import SPLITS
 from findistill.data.splits import load_ner_data
 from findistill.models.loading import DEFAULT_TEACHER
+from findistill.reports.table import csv_text
 from findistill.stages.common import load_tokenizer_ref, print_tracking_location, safe_label, scalar_row, split_list
-from findistill.tracking.runs import localize, log_json, log_metrics, log_text, stage_run
+from findistill.tracking.runs import describe_run, localize, log_json, log_metrics, log_text, stage_run
 from findistill.vocab.analysis import (
     format_markdown_table,
     same_pieces_share,
@@ -134,15 +133,6 @@ _TABLE_COLUMNS = [
 ]
 
 
-def _csv_text(rows: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def run(config: Config) -> str:
     """Log per (corpus, tokenizer) ``<statistic>.<corpus>.<tokenizer>`` metrics, ``tokenization/summary.{json,csv,md}``
     and ``plots/{fertility_summary,fertility_hist,seq_len_hist}.png``."""
@@ -155,7 +145,8 @@ def run(config: Config) -> str:
     domains = {label: "general" if label in general else "domain" for label in corpora}
     corpora = dict(sorted(corpora.items(), key=lambda item: domains[item[0]] != "general"))  # general first
     reference = tokenizer_refs[0][0]
-    with stage_run("analyze_tokenization", config) as run:
+    name = f"analyze_tokenization {len(tokenizers)} tokenizers"
+    with stage_run("analyze_tokenization", config, run_name=name) as run:
         results: dict[str, dict[str, dict]] = {name: {} for name in tokenizers}
         rows, metrics = [], {}
         for corpus, sentences in corpora.items():
@@ -188,12 +179,15 @@ def run(config: Config) -> str:
             "results": {n: {c: {k: v for k, v in s.items() if k != "seq_lengths"} for c, s in r.items()}
                         for n, r in results.items()},
         }, "tokenization/summary.json")
-        log_text(_csv_text(rows), "tokenization/summary.csv")
+        log_text(csv_text(rows), "tokenization/summary.csv")
         log_text(report, "tokenization/summary.md")
         for figure, name in ((plot_fertility_summary(results, domains), "fertility_summary"),
                              (plot_fertility_hist(results, domains), "fertility_hist"),
                              (plot_seq_lengths(results, domains), "seq_len_hist")):
             mlflow.log_figure(figure, f"plots/{name}.png")
+        describe_run(f"Tokenization of {', '.join(corpora)} by {', '.join(tokenizers)} ({config.split} split): "
+                     + "; ".join(f"{r['tokenizer']} on {r['corpus']} {r['fertility_mean']:.3f} sub-tokens per word"
+                                 for r in rows if "fertility_mean" in r) + ".")
         print(report)
         print_tracking_location()
         return run.info.run_id

@@ -284,8 +284,16 @@ def result_line(metrics: dict[str, float], split: str) -> str:
 
 
 def print_tracking_location() -> None:
+    """Where the run was logged, and how to see it in the UI (its model-training view: the UI opens in its
+    GenAI view unless told otherwise)."""
     uri = mlflow.get_tracking_uri()
-    print(f"\nTracking store: {uri}\nOpen the UI:    mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+    active = mlflow.active_run()
+    page = f"#/experiments/{active.info.experiment_id}/runs?workflowType=machine_learning" if active else ""
+    if uri.startswith(("http://", "https://")):
+        print(f"\nTracking server: {uri}/{page}")
+        return
+    print(f"\nTracking store: {uri}\nOpen the UI:    mlflow ui --backend-store-uri {uri} --host 127.0.0.1, "
+          f"then http://127.0.0.1:5000/{page}")
 
 
 def model_depth(model_dir: str) -> int:

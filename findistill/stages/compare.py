@@ -1,7 +1,8 @@
 """``compare``: Put the models of a study side by side (F1 and costs, Pareto fronts) in a table and an HTML dashboard.
 
 Models come from the runs of experiments (``experiments``, narrowed by an MLflow ``filter``: every
-finished run that logged a teacher, student or quantized model and its ``<split>_f1``) or from
+finished run that logged a teacher, student or quantized model and its ``<split>_f1``; costs it did not
+measure come from a later ``evaluate`` run of its model) or from
 registered models (``registered_models``: every version, with the metrics its tags carry). Runs that
 differ only in ``seed`` are one configuration (F1 mean ± sd). The dashboard is logged as
 ``compare/dashboard.html`` and written to ``<output_dir>/<title>.html``.
@@ -94,6 +95,7 @@ def models_from_runs(ids: list[str], filter_string: str, split: str, max_runs: i
     except mlflow.exceptions.MlflowException as err:
         raise ConfigError(f"filter: MLflow cannot search runs with {filter_string!r}: "
                           f"{str(err).splitlines()[0]}") from err
+    measured_later = _evaluated_costs(ids, split, max_runs)
     models = []
     for run in runs:
         role, metrics = run.data.tags.get("findistill.role"), run.data.metrics
@@ -105,11 +107,27 @@ def models_from_runs(ids: list[str], filter_string: str, split: str, max_runs: i
         models.append(Model(
             label=_label(run), key=key, role=role, runtime=runtime, f1=metrics[f"{split}_f1"],
             validation_f1=metrics.get("validation_f1", metrics.get("best_val_f1", math.nan)),
-            costs={metric: metrics[metric] for metric, _, _ in COSTS if metric in metrics},
+            costs={**measured_later.get(f"runs:/{run.info.run_id}/model", {}),
+                   **measured_later.get(f"models:/{run.data.tags.get('findistill.model_id')}", {}),
+                   **{metric: metrics[metric] for metric, _, _ in COSTS if metric in metrics}},
             uri=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
             details={k: run.data.tags[k] for k in ("findistill.depth", "findistill.vocab_size") if k in run.data.tags},
         ))
     return models
+
+
+def _evaluated_costs(ids: list[str], split: str, max_runs: int) -> dict[str, dict[str, float]]:
+    """The resource metrics of the finished ``evaluate`` runs of ``ids`` on ``split``, by the model reference
+    they evaluated (the latest run wins): a model trained without ``measure_resources`` gets its costs
+    from a later ``evaluate``."""
+    runs = MlflowClient().search_runs(ids, "tags.`findistill.stage` = 'evaluate' and attributes.status = 'FINISHED'",
+                                      max_results=max_runs, order_by=["attributes.start_time ASC"])
+    found: dict[str, dict[str, float]] = {}
+    for run in runs:
+        costs = {metric: run.data.metrics[metric] for metric, _, _ in COSTS if metric in run.data.metrics}
+        if costs and run.data.params.get("split", "test") == split:
+            found[run.data.params.get("model", "")] = costs
+    return found
 
 
 def models_from_registry(names: list[str], split: str) -> list[Model]:

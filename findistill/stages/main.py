@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 import mlflow
+from mlflow.entities import LoggedModelOutput
 from mlflow.tracking import MlflowClient
 
 import findistill
@@ -69,11 +70,13 @@ from findistill.stages.common import (
     model_depth,
     print_tracking_location,
 )
+from findistill.tracking.pyfunc import MODEL_ID_TAG
 from findistill.tracking.registry import register, version_tags
 from findistill.tracking.runs import (
     child_context,
     describe_run,
     localize_model,
+    log_dataset_inputs,
     log_json,
     log_metrics,
     log_text,
@@ -306,6 +309,7 @@ def run(config: Config) -> str:
         print(f"[main] strategy {s}: {STRATEGIES[s]} (code {pipe.code})")
         prepared = pipe.run("prepare", prepare, prepare.Config(**_pick(config, prepare.Config)))
         data = {**_pick(config, DataParams), "data": f"runs:/{prepared}/data", "splits": "auto", "max_sentences": 0}
+        log_dataset_inputs(load_stage_data(DataParams(**data)))  # the study's data, in the run list's Datasets
         corpora = f"domain=runs:/{prepared}/data" + (f",general={config.general_data}"
                                                       if config.general_data != "none" else "")
         pipe.run("analyze_tokenization", analyze_tokenization, analyze_tokenization.Config(
@@ -398,6 +402,7 @@ def run(config: Config) -> str:
                     _register(config.registered_model_name, run_id, who, measured[who])
         _compare(config, parent.info.run_id, {who: (models[who], m) for who, m in measured.items()}, cost_note)
         describe_run(_description(config, summary))
+        _list_models(parent.info.run_id, [run_id for run_id in models.values() if run_id])
         _demo(quantized_run or student_run)
         reused = sum(step["reused"] for step in pipe.steps)
         print(f"\nmain run {parent.info.run_id}: {len(pipe.steps)} stages, {reused} reused")
@@ -421,6 +426,13 @@ def _compare(config: Config, parent_run: str, models: dict[str, tuple[str, dict[
             run_id=run_id))
     compare.log_report(entries, split=split, title=f"main-{parent_run[:8]}", notes=[note],
                        output_dir=config.dashboards)
+
+
+def _list_models(parent_run: str, runs: list[str]) -> None:
+    """Record the models of ``runs`` as outputs of the parent run, so its row in the UI's run list names them.
+    Done last: metrics the parent logged after it at step 0 would be linked to these models."""
+    ids = [mlflow.get_run(run_id).data.tags.get(MODEL_ID_TAG) for run_id in runs]
+    MlflowClient().log_outputs(parent_run, [LoggedModelOutput(model_id, step=0) for model_id in ids if model_id])
 
 
 def _description(config: Config, summary: dict[str, float]) -> str:

@@ -28,9 +28,11 @@ def run(config: Config) -> str:
             write_splits(data, tmp)
             log_artifacts(tmp, "data")
         mlflow.set_tag("findistill.data_uri", f"runs:/{run.info.run_id}/data")
-        describe_run(f"Read {data.name} ({data.scheme} converted to IOB2): "
+        validation = {"document": "cut from train by whole documents", "sentence": "cut from train by sentences"}
+        describe_run(f"Read {data.name} ({'IOB2' if data.scheme == 'IOB2' else f'{data.scheme} converted to IOB2'}): "
                      f"{', '.join(f'{len(v):,} {k}' for k, v in data.splits.items())} sentences, entity types "
-                     f"{', '.join(data.entity_types)}; validation cut by {data.validation_unit}.")
+                     f"{', '.join(data.entity_types)}; validation "
+                     f"{validation.get(data.validation_unit, 'as the source gives it')}.")
         for note in data.notes:
             print(f"note: {note}")
         print(f"prepared {', '.join(f'{k}: {len(v)} sentences' for k, v in data.splits.items())}; "

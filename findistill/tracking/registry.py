@@ -9,6 +9,8 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from findistill.tracking.runs import logged_model_id
+
 #: alias of the version in service, and of the one it replaced
 CHAMPION, PREVIOUS = "champion", "previous"
 #: run metrics copied onto a registered version as tags (name on the version: metric of the run)
@@ -30,8 +32,12 @@ class PromotionError(ValueError):
 
 
 def register(model_uri: str, name: str, tags: dict[str, Any] | None = None, alias: str | None = None) -> int:
-    """Register ``model_uri`` as a new version of ``name`` (after the run's work is complete); return the version."""
-    version = mlflow.register_model(model_uri, name)
+    """Register ``model_uri`` as a new version of ``name`` (after the run's work is complete); return the version.
+
+    A ``runs:/<id>/model`` is registered as the logged model it names (``models:/<model_id>``), which is
+    where MLflow 3 keeps the files."""
+    model_id = logged_model_id(model_uri) if model_uri.startswith("runs:/") else None
+    version = mlflow.register_model(f"models:/{model_id}" if model_id else model_uri, name)
     client = MlflowClient()
     for k, v in (tags or {}).items():
         client.set_model_version_tag(name, version.version, k, str(v))

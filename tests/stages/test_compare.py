@@ -107,3 +107,16 @@ def test_registered_versions_are_compared_with_the_costs_their_tags_carry(study,
     assert rows["fin-ner v2"]["model_size_mb"] == 15.0  # no tag: the run's metric
     assert rows["fin-ner v2"]["runtime"] == "onnxruntime-int8" and rows["fin-ner v2"]["pareto"] == "latency,size"
     assert not Path("dashboards").exists()  # output_dir=none writes no file
+
+
+def test_a_model_trained_without_costs_gets_them_from_a_later_evaluate_run(study):
+    unmeasured = _model_run("distill s1-same", "student", 0.60, params={"student_layers": 1})
+    for latency, split in ((7.0, "validation"), (4.0, "test")):  # only the compared split counts
+        with mlflow.start_run(run_name="evaluate"):
+            mlflow.log_params({"model": f"runs:/{unmeasured}/model", "split": split})
+            mlflow.set_tag("findistill.stage", "evaluate")
+            mlflow.log_metrics({"latency_cpu_b1_ms_p50": latency, "test_f1": 0.6})
+    rows = _rows(compare.run(parse_params(compare.Config, {"experiments": "study", "output_dir": "none"})))
+    assert rows["distill s1-same"]["latency_cpu_b1_ms_p50"] == 4.0
+    assert rows["distill s1-same"]["pareto"] == ""  # the int8 model is faster (3 ms) and better (0.69)
+    assert "evaluate" not in rows  # an evaluate run is not a model of its own
