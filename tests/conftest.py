@@ -130,7 +130,7 @@ def mlflow_store(tmp_path, monkeypatch, _empty_store) -> str:
                    (str(tmp_path / "mlruns" / "0"),))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # mlflow.set_experiment sets it; undone after
+    experiment_env = os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # mlflow.set_experiment sets it: restored after
     monkeypatch.chdir(tmp_path)  # artifacts (./mlartifacts) and checkpoints (./.findistill) land here
     mlflow.set_tracking_uri(uri)
     yield uri
@@ -138,6 +138,9 @@ def mlflow_store(tmp_path, monkeypatch, _empty_store) -> str:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
     mlflow.tracking.fluent._active_experiment_id = None  # an experiment set in this store means nothing in the next
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    if experiment_env is not None:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_env
 
 
 @pytest.fixture(autouse=True)

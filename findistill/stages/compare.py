@@ -31,7 +31,7 @@ from findistill.tracking.runs import describe_run, log_json, log_metrics, log_te
 ROLES = ("teacher", "student", "quantized")
 #: parameters that do not change the model a run trains (left out of a configuration's key)
 NOT_CONFIGURATION = {"seed", "checkpoint_dir", "keep_checkpoints", "registered_model_name", "measure_resources",
-                     "device", "trust_remote_code", "batch_size_eval"}
+                     "device", "trust_remote_code"}
 #: at most this many tokenization plots are shown on the dashboard
 MAX_IMAGES = 6
 
@@ -63,7 +63,12 @@ def experiment_ids(names: str) -> list[str]:
         return [current or "0"]
     ids = []
     for name in split_list(names):
-        found = mlflow.get_experiment_by_name(name) or (mlflow.get_experiment(name) if name.isdigit() else None)
+        found = mlflow.get_experiment_by_name(name)
+        if found is None and name.isdigit():
+            try:
+                found = mlflow.get_experiment(name)
+            except mlflow.exceptions.MlflowException:
+                found = None
         if found is None:
             known = ", ".join(e.name for e in mlflow.search_experiments()) or "none"
             raise ConfigError(f"experiments: no experiment {name!r} in {mlflow.get_tracking_uri()} (known: {known})")

@@ -88,6 +88,8 @@ def test_nothing_to_compare_and_an_unknown_experiment_are_one_line_errors(mlflow
         compare.run(parse_params(compare.Config, {"experiments": "empty", "output_dir": "none"}))
     with pytest.raises(ConfigError, match="no experiment 'missing'.*known: .*empty"):
         compare.run(parse_params(compare.Config, {"experiments": "missing", "output_dir": "none"}))
+    with pytest.raises(ConfigError, match="no experiment '999'"):
+        compare.run(parse_params(compare.Config, {"experiments": "999", "output_dir": "none"}))
 
 
 def test_registered_versions_are_compared_with_the_costs_their_tags_carry(study, tmp_path):
