@@ -123,15 +123,15 @@ def into_active_run() -> Iterator[None]:
         _CHILD.update(previous)
 
 
-#: the experiment tag the MLflow UI reads to choose its view, and the view of model training
+#: MLflow's experiment-kind tag, and the kind of an experiment that trains models
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 #: the run tag the MLflow UI shows as the run's description
 DESCRIPTION_TAG = "mlflow.note.content"
 
 
 def _mark_experiment(experiment_id: str) -> None:
-    """Tag the experiment as model training (unless it has a kind), so the UI opens its runs and models
-    rather than the GenAI view."""
+    """Tag the experiment as model training (unless it has a kind already). The UI's switch between its
+    GenAI and model-training views is a browser preference; the link the stages print opens the latter."""
     client = mlflow.MlflowClient()
     if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
