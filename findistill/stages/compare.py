@@ -4,8 +4,11 @@ Models come from the runs of experiments (``experiments``, narrowed by an MLflow
 finished run that logged a teacher, student or quantized model and its ``<split>_f1``; costs it did not
 measure come from a later ``evaluate`` run of its model) or from
 registered models (``registered_models``: every version, with the metrics its tags carry). Runs that
-differ only in ``seed`` are one configuration (F1 mean ± sd). The dashboard is logged as
-``compare/dashboard.html`` and written to ``<output_dir>/<title>.html``.
+differ only in ``seed`` are one configuration (F1 mean ± sd). With ``remeasure=true`` the costs are
+measured again, one model per configuration, side by side in one fresh process on ``split`` of
+``data`` (default: the data of the first model's run), so that latencies taken in different sessions
+do not decide the fronts. The dashboard is logged as ``compare/dashboard.html`` and written to
+``<output_dir>/<title>.html``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from findistill.config import ConfigError, require
+from findistill.config import ConfigError, parse_params, require
+from findistill.costs.device import resolve_device
+from findistill.costs.fresh_process import measure_saved_models
 from findistill.data.corpus import SPLITS
 from findistill.reports.dashboard import write_dashboard
 from findistill.reports.table import COSTS, FRONTS, Model, Row, group, mark_fronts, markdown, pareto_front, to_csv
-from findistill.stages.common import safe_label, split_list
+from findistill.stages.common import DataParams, load_stage_data, safe_label, split_list
 from findistill.tracking.registry import VERSION_METRICS
-from findistill.tracking.runs import describe_run, log_json, log_metrics, log_text, scratch_dir, stage_run
+from findistill.tracking.runs import (
+    describe_run,
+    localize_model,
+    log_json,
+    log_metrics,
+    log_text,
+    scratch_dir,
+    stage_run,
+)
 
 #: roles of the runs that logged a model worth comparing
 ROLES = ("teacher", "student", "quantized")
@@ -47,10 +60,17 @@ class Config:
     title: str = ""
     output_dir: str = "dashboards"
     max_runs: int = 1000
+    remeasure: bool = False
+    data: str = ""
+    max_length: int = 256
+    rounds: int = 2
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         require(self.split in SPLITS, "split", f"one of {SPLITS}", self.split)
         require(self.max_runs >= 1, "max_runs", "a count >= 1", self.max_runs)
+        require(self.max_length >= 8, "max_length", "a length in sub-tokens >= 8", self.max_length)
+        require(self.rounds >= 1, "rounds", "a number of measuring rounds >= 1", self.rounds)
         require(not (self.registered_models and self.filter), "filter",
                 "no filter with registered_models (a filter selects runs)", self.filter)
 
@@ -167,6 +187,42 @@ def models_from_registry(names: list[str], split: str) -> list[Model]:
     return models
 
 
+def remeasure(models: list[Model], config: Config) -> str:
+    """Measure one model per configuration (its first seed) side by side in one fresh process, in
+    ``config.rounds`` rounds of alternating order, and give every model of the configuration those
+    costs. Returns the sentence that says how (for the dashboard and the table's notes)."""
+    firsts: dict[str, Model] = {}
+    for model in models:
+        firsts.setdefault(model.key, model)
+    folders = {key: localize_model(model.uri) for key, model in firsts.items()}
+    data = _data_of(config, next(iter(firsts.values())))
+    sentences = [s.tokens for s in data.splits[config.split]]
+    device = resolve_device(config.device)
+    print(f"measuring {len(folders)} models side by side in one fresh process on {len(sentences)} "
+          f"{config.split} sentences of {data.name} ({config.rounds} rounds)")
+    measured = measure_saved_models(folders, sentences, max_length=config.max_length, device=device,
+                                    rounds=config.rounds)
+    for model in models:
+        model.costs = {metric: measured[model.key][metric] for metric, _, _ in COSTS if metric in measured[model.key]}
+    threads = int(next(iter(measured.values())).get("cpu_threads", 0))
+    return (f"Costs measured side by side in one fresh process on the {len(sentences)} {config.split} sentences "
+            f"of {data.name}, {threads} CPU thread(s), one model at a time, medians of {config.rounds} round(s) in "
+            f"alternating order.")
+
+
+def _data_of(config: Config, model: Model):
+    """``config.data``, or the data (and its split settings) of ``model``'s run."""
+    params = MlflowClient().get_run(model.run_id).data.params if model.run_id else {}
+    if not config.data and "data" not in params:
+        raise ConfigError("data: remeasure needs sentences to measure on, and the first model's run names no "
+                          "data; give data=<the corpus>")
+    fields = {name: params[name] for name in ("splits", "scheme", "seed", "validation_fraction", "test_fraction")
+              if name in params}
+    if config.data:
+        fields = {}
+    return load_stage_data(parse_params(DataParams, {**fields, "data": config.data or params["data"]}))
+
+
 def tokenization_images(ids: list[str]) -> dict[str, bytes]:
     """The PNG plots of the ``analyze_tokenization`` and ``train_tokenizer`` runs of ``ids`` (newest first,
     at most :data:`MAX_IMAGES`), captioned with their run and file name."""
@@ -231,7 +287,11 @@ def run(config: Config) -> str:
                               f"quantized model and {config.split}_f1" + (f" matching {config.filter!r}"
                                                                          if config.filter else ""))
         title = config.title or scope
-        rows = log_report(models, split=config.split, title=title, output_dir=config.output_dir, images=images)
+        notes = [remeasure(models, config)] if config.remeasure else [
+            "Costs are each model's own measurement, taken when its run ran: gaps of ~20% between runs of "
+            "different sessions are machine noise (remeasure=true measures them side by side)."]
+        rows = log_report(models, split=config.split, title=title, output_dir=config.output_dir, images=images,
+                          notes=notes)
         front = [r.label for r in pareto_front(rows, "latency_cpu_b1_ms_p50")]
         describe_run(f"Compared {len(rows)} model configurations ({len(models)} models) of {scope} on "
                      f"{config.split}. F1/latency Pareto front: {', '.join(front) or 'none'}.")

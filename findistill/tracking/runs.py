@@ -42,7 +42,8 @@ def localize(ref: str) -> str:
 def localize_model(ref: str) -> str:
     """Local folder of a model or tokenizer reference.
 
-    A pyfunc model logged by findistill keeps its Hugging Face folder under ``artifacts/hf_model``;
+    A pyfunc model logged by findistill keeps its Hugging Face folder under ``artifacts/<folder name>``
+    (``hf_model`` as the stages write it);
     ``runs:/<id>/tokenizer`` is a tokenizer folder. Either folder is returned; non-MLflow refs
     (``packaged:...``, local folders, Hub ids) pass through.
     """
@@ -50,7 +51,8 @@ def localize_model(ref: str) -> str:
     if not is_mlflow_uri(ref):
         return path
     root = Path(path)
-    for candidate in (root, root / "artifacts" / "hf_model", root / "hf_model"):
+    logged = sorted((root / "artifacts").glob("*")) if (root / "artifacts").is_dir() else []  # named after the folder
+    for candidate in (root, root / "artifacts" / "hf_model", root / "hf_model", *logged):
         if (candidate / "config.json").exists() or (candidate / "tokenizer.json").exists():
             return str(candidate)
     raise FileNotFoundError(f"{ref}: no Hugging Face model or tokenizer in the MLflow artifacts at {root}")

@@ -122,3 +122,28 @@ def test_a_model_trained_without_costs_gets_them_from_a_later_evaluate_run(study
     assert rows["distill s1-same"]["latency_cpu_b1_ms_p50"] == 4.0
     assert rows["distill s1-same"]["pareto"] == ""  # the int8 model is faster (3 ms) and better (0.69)
     assert "evaluate" not in rows  # an evaluate run is not a model of its own
+
+
+def test_remeasure_measures_one_model_per_configuration_side_by_side(mlflow_store, tiny_classifier, tmp_path):
+    from findistill.costs.size import count_parameters
+    from findistill.tracking.pyfunc import log_ner_model
+
+    model, tokenizer = tiny_classifier
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    mlflow.set_experiment("measured")
+    for seed, latency in ((1, 999.0), (2, 555.0)):  # two seeds of one configuration, stale costs logged
+        with mlflow.start_run(run_name="distill s2-same"):
+            mlflow.log_params({"seed": seed, "data": "sample", "max_sentences": 0})
+            mlflow.set_tags({"findistill.role": "student"})
+            log_ner_model(folder, max_length=32, example_texts=["Acme rose ."])
+            mlflow.log_metrics({"test_f1": 0.5, "latency_cpu_b1_ms_p50": latency})
+    run_id = compare.run(parse_params(compare.Config, {
+        "experiments": "measured", "remeasure": "true", "rounds": "1", "max_length": "32", "output_dir": "none"}))
+    row = _rows(run_id)["distill s2-same"]
+    assert row["seeds"] == 2
+    assert 0 < row["latency_cpu_b1_ms_p50"] < 555.0  # measured now, not the mean of the logged 999 and 555
+    assert row["params_total"] == count_parameters(model)["params_total"]
+    page = mlflow.artifacts.load_text(f"runs:/{run_id}/compare/dashboard.html")
+    assert "Costs measured side by side in one fresh process on the 100 test sentences of sample" in page
