@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stage output stays readable:
     hf_logging.disable_progress_bar()  # no bars for loading or writing weights; training keeps its own
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "gc":
+        return gc(argv[1:])
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STAGES:
-        print(f"usage: findistill {{{','.join(STAGES)}}} [--param value ...]", file=sys.stderr)
+        print(f"usage: findistill {{{','.join(STAGES)}}} [--param value ...]\n"
+              "       findistill gc [--experiments NAME,...] [--dry_run true]", file=sys.stderr)
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     stage = argv[0]
     module = STAGES[stage]
@@ -63,6 +66,33 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"findistill {stage}: error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def gc(argv: list[str]) -> int:
+    """``findistill gc``: mark the runs that dead processes left RUNNING as KILLED (in ``--experiments``, names
+    or ids, default all; ``--dry_run true`` only lists them)."""
+    from findistill.tracking.runs import experiment_ids
+    from findistill.tracking.stale import all_experiment_ids, mark_stale_runs
+
+    try:
+        params = parse_argv(argv)
+        unknown = set(params) - {"experiments", "dry_run"}
+        if unknown:
+            raise ConfigError(f"findistill gc takes --experiments and --dry_run, not --{sorted(unknown)[0]}")
+        dry_run = params.get("dry_run", "false").lower()
+        if dry_run not in ("true", "false"):
+            raise ConfigError(f"parameter 'dry_run': expected true or false, got {params['dry_run']!r}")
+        ids = experiment_ids([n.strip() for n in params.get("experiments", "").split(",") if n.strip()])
+    except ConfigError as err:
+        print(f"findistill gc: error: {err}", file=sys.stderr)
+        return 2
+    sweep = mark_stale_runs(ids or all_experiment_ids(), dry_run=dry_run == "true")
+    verb = "would mark" if dry_run == "true" else "marked"
+    print(f"findistill gc: {verb} {len(sweep.killed)} run(s) KILLED whose process is gone"
+          + (f": {', '.join(sweep.killed)}" if sweep.killed else "")
+          + (f"; {len(sweep.unknown)} RUNNING run(s) belong to another host or carry no owner tags and were "
+             "left alone" if sweep.unknown else ""))
     return 0
 
 

@@ -32,6 +32,7 @@ from findistill.stages.common import DataParams, load_stage_data, safe_label, sp
 from findistill.tracking.registry import VERSION_METRICS
 from findistill.tracking.runs import (
     describe_run,
+    experiment_ids,
     localize_model,
     log_json,
     log_metrics,
@@ -75,25 +76,13 @@ class Config:
                 "no filter with registered_models (a filter selects runs)", self.filter)
 
 
-def experiment_ids(names: str) -> list[str]:
+def experiment_ids_of(names: str) -> list[str]:
     """Experiment ids from names or ids (comma-separated); "" is the experiment this run is in."""
     if not names.strip():
         active = mlflow.active_run()
         current = active.info.experiment_id if active else os.environ.get("MLFLOW_EXPERIMENT_ID")
         return [current or "0"]
-    ids = []
-    for name in split_list(names):
-        found = mlflow.get_experiment_by_name(name)
-        if found is None and name.isdigit():
-            try:
-                found = mlflow.get_experiment(name)
-            except mlflow.exceptions.MlflowException:
-                found = None
-        if found is None:
-            known = ", ".join(e.name for e in mlflow.search_experiments()) or "none"
-            raise ConfigError(f"experiments: no experiment {name!r} in {mlflow.get_tracking_uri()} (known: {known})")
-        ids.append(found.experiment_id)
-    return ids
+    return experiment_ids(split_list(names))
 
 
 def _label(run) -> str:
@@ -277,7 +266,7 @@ def run(config: Config) -> str:
             names = split_list(config.registered_models)
             models, images, scope = models_from_registry(names, config.split), {}, ", ".join(names)
         else:
-            ids = experiment_ids(config.experiments)
+            ids = experiment_ids_of(config.experiments)
             models = models_from_runs(ids, config.filter, config.split, config.max_runs)
             models = [m for m in models if m.run_id != run.info.run_id]
             images = tokenization_images(ids)

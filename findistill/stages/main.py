@@ -82,6 +82,7 @@ from findistill.tracking.runs import (
     log_text,
     stage_run,
 )
+from findistill.tracking.stale import mark_stale_runs
 from findistill.training.trainer import TrainSettings
 from findistill.vocab.build import BUILD_METHODS
 
@@ -304,6 +305,9 @@ def run(config: Config) -> str:
     s = config.strategy
     select_layers(model_depth(localize_model(config.model)), config.student_layers, config.layer_selection)
     with stage_run("main", config, run_name=f"main {s}") as parent:
+        swept = mark_stale_runs([parent.info.experiment_id])
+        if swept.killed:  # before looking for runs to reuse: a killed step is rerun (and resumes)
+            print(f"[main] marked {len(swept.killed)} run(s) KILLED that a dead process left RUNNING")
         pipe = Pipeline(parent.info.experiment_id, reuse=config.reuse)
         mlflow.set_tags({"findistill.strategy": s, "findistill.code_version": pipe.code})
         print(f"[main] strategy {s}: {STRATEGIES[s]} (code {pipe.code})")

@@ -17,8 +17,9 @@ from typing import Any
 import mlflow
 
 import findistill
-from findistill.config import to_dict
+from findistill.config import ConfigError, to_dict
 from findistill.data.corpus import NerData
+from findistill.tracking.stale import owner_tags
 
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 STAGE_TAG = "findistill.stage"
@@ -71,6 +72,24 @@ def corpus_name(ref: str) -> str:
     if path.is_file():
         return path.stem
     return path.name if path.exists() else ref
+
+
+def experiment_ids(names: list[str], parameter: str = "experiments") -> list[str]:
+    """The ids of experiments given by name or id; an unknown one is a ConfigError naming ``parameter``
+    and the experiments the store has."""
+    ids = []
+    for name in names:
+        found = mlflow.get_experiment_by_name(name)
+        if found is None and name.isdigit():
+            try:
+                found = mlflow.get_experiment(name)
+            except mlflow.exceptions.MlflowException:
+                found = None
+        if found is None:
+            known = ", ".join(e.name for e in mlflow.search_experiments()) or "none"
+            raise ConfigError(f"{parameter}: no experiment {name!r} in {mlflow.get_tracking_uri()} (known: {known})")
+        ids.append(found.experiment_id)
+    return ids
 
 
 def logged_model_id(ref: str) -> str | None:
@@ -144,7 +163,7 @@ def _log_stage(run: mlflow.ActiveRun, stage: str, config: Any, tags: dict[str, s
     params = to_dict(config)  # stage configs are flat dataclasses
     existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
     mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
-    mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__, **tags})
+    mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__, **owner_tags(), **tags})
     mlflow.log_dict(params, "config.json")
 
 

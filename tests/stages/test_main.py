@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -206,8 +209,14 @@ def test_a_refused_variant_leaves_main_with_its_fp32_student(mlflow_store, tiny_
         raise QualityError("onnx-int8 loses 2.86 F1 points on validation against its source")
 
     monkeypatch.setattr(quantize, "_guard", refuse)
+    # a step of an earlier main that was killed: main marks it KILLED before it looks for runs to reuse
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    orphan = MlflowClient().create_run("0", tags={"findistill.host": socket.gethostname(),
+                                                  "findistill.pid": str(done.pid)}).info.run_id
     assert cli_main(_main_args(tiny_encoder_dir, "--tokenizer", "same", "--quantize", "onnx-int8",
                                "--registered_model_name", "fin-ner")) == 0
+    assert MlflowClient().get_run(orphan).info.status == "KILLED"
     out = capsys.readouterr().out
     assert "The onnx-int8 variant of the student was refused: onnx-int8 loses 2.86 F1 points" in out
     assert "resumes this one" not in out  # a refusal is not a crash to resume
