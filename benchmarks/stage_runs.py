@@ -1,7 +1,7 @@
 """Stage runs of the benchmarks: launched through ``mlflow run`` and found again by their cache key.
 
 A run a benchmark launches is created here first, tagged with its stage's cache key
-(``findistill.stages.main.cache_key`` of the parameters, the local input files and
+(``findistill.stages.pipeline.cache_key`` of the parameters, the local input files and
 ``code_version()``: the key ``main`` tags its reusable steps with), then handed to
 ``mlflow run --run-id``. An earlier result is therefore found by what it computed, never by its
 run name; changed code, parameters or input files make a new key and a new run.
@@ -44,14 +44,14 @@ def stage_key(stage: str, params: dict[str, str]) -> str:
     Raises ConfigError for parameters the stage would refuse."""
     from findistill.config import parse_params
     from findistill.stages import STAGES
-    from findistill.stages.main import cache_key, code_version
+    from findistill.stages.pipeline import cache_key, code_version
 
     return cache_key(stage, parse_params(STAGES[stage].Config, params), code_version())
 
 
 def keyed_runs(experiment: str, key: str, status: str) -> list:
     """The runs of ``experiment`` (a name) tagged with cache ``key`` and in ``status``, newest first."""
-    from findistill.stages.main import CACHE_TAG
+    from findistill.stages.pipeline import CACHE_TAG
 
     client = _client()
     found = client.get_experiment_by_name(experiment)
@@ -139,7 +139,7 @@ def launch(entry: str, experiment: str, name: str, params: dict[str, str], key: 
     client = _client()
     experiment_obj = client.get_experiment_by_name(experiment)
     experiment_id = experiment_obj.experiment_id if experiment_obj else client.create_experiment(experiment)
-    from findistill.stages.main import CACHE_TAG
+    from findistill.stages.pipeline import CACHE_TAG
 
     run_id = client.create_run(experiment_id, run_name=name, tags={
         CACHE_TAG: key, HOST_TAG: socket.gethostname(), "mlflow.project.entryPoint": entry,

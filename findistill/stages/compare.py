@@ -116,18 +116,26 @@ def models_from_runs(ids: list[str], filter_string: str, split: str, max_runs: i
         if role not in ROLES or f"{split}_f1" not in metrics:
             continue
         params = {k: v for k, v in run.data.params.items() if k not in NOT_CONFIGURATION}
-        runtime = run.data.tags.get("findistill.runtime", "pytorch-fp32")
-        key = repr((run.info.experiment_id, role, runtime, sorted(params.items())))
-        models.append(Model(
-            label=_label(run), key=key, role=role, runtime=runtime, f1=metrics[f"{split}_f1"],
-            validation_f1=metrics.get("validation_f1", metrics.get("best_val_f1", math.nan)),
-            costs={**measured_later.get(f"runs:/{run.info.run_id}/model", {}),
-                   **measured_later.get(f"models:/{run.data.tags.get('findistill.model_id')}", {}),
-                   **{metric: metrics[metric] for metric, _, _ in COSTS if metric in metrics}},
-            uri=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
-            details={k: run.data.tags[k] for k in ("findistill.depth", "findistill.vocab_size") if k in run.data.tags},
-        ))
+        key = repr((run.info.experiment_id, role, run.data.tags.get("findistill.runtime"), sorted(params.items())))
+        model = model_of_run(run, split, label=_label(run), key=key)
+        model.costs = {**measured_later.get(f"runs:/{run.info.run_id}/model", {}),
+                       **measured_later.get(f"models:/{run.data.tags.get('findistill.model_id')}", {}), **model.costs}
+        models.append(model)
     return models
+
+
+def model_of_run(run, split: str, *, label: str, key: str) -> Model:
+    """The model a run logged, with the run's role, runtime, F1 on ``split`` (NaN when not measured), validation
+    F1 (``best_val_f1`` of a training run stands in) and the costs it measured."""
+    metrics, tags = run.data.metrics, run.data.tags
+    return Model(
+        label=label, key=key, role=tags.get("findistill.role", "model"),
+        runtime=tags.get("findistill.runtime", "pytorch-fp32"), f1=metrics.get(f"{split}_f1", math.nan),
+        validation_f1=metrics.get("validation_f1", metrics.get("best_val_f1", math.nan)),
+        costs={metric: metrics[metric] for metric, _, _ in COSTS if metric in metrics},
+        uri=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
+        details={k: tags[k] for k in ("findistill.depth", "findistill.vocab_size") if k in tags},
+    )
 
 
 def _evaluated_costs(ids: list[str], split: str, max_runs: int) -> dict[str, dict[str, float]]:
@@ -201,15 +209,14 @@ def remeasure(models: list[Model], config: Config) -> str:
 
 def _data_of(config: Config, model: Model):
     """``config.data``, or the data (and its split settings) of ``model``'s run."""
+    if config.data:
+        return load_stage_data(DataParams(data=config.data))
     params = MlflowClient().get_run(model.run_id).data.params if model.run_id else {}
-    if not config.data and "data" not in params:
+    if "data" not in params:
         raise ConfigError("data: remeasure needs sentences to measure on, and the first model's run names no "
                           "data; give data=<the corpus>")
-    fields = {name: params[name] for name in ("splits", "scheme", "seed", "validation_fraction", "test_fraction")
-              if name in params}
-    if config.data:
-        fields = {}
-    return load_stage_data(parse_params(DataParams, {**fields, "data": config.data or params["data"]}))
+    fields = ("data", "splits", "scheme", "seed", "validation_fraction", "test_fraction")
+    return load_stage_data(parse_params(DataParams, {name: params[name] for name in fields if name in params}))
 
 
 def tokenization_images(ids: list[str]) -> dict[str, bytes]:

@@ -29,26 +29,19 @@ checkpoints are named by the config too, re-running ``main`` resumes where it st
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import time
 from dataclasses import dataclass, fields
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import mlflow
 from mlflow.entities import LoggedModelOutput
 from mlflow.tracking import MlflowClient
 
-import findistill
 from findistill.config import as_parameters, require, to_dict
 from findistill.costs.device import resolve_device
 from findistill.costs.fresh_process import measure_saved_models
+from findistill.data.corpus import NerData
 from findistill.models.loading import DEFAULT_TEACHER
 from findistill.models.students import select_layers
-from findistill.reports.table import Model
 from findistill.runtimes.variants import VARIANTS, QualityError
 from findistill.stages import (
     adapt,
@@ -70,10 +63,10 @@ from findistill.stages.common import (
     model_depth,
     print_tracking_location,
 )
+from findistill.stages.pipeline import Pipeline
 from findistill.tracking.pyfunc import MODEL_ID_TAG
 from findistill.tracking.registry import register, version_tags
 from findistill.tracking.runs import (
-    child_context,
     describe_run,
     localize_model,
     log_dataset_inputs,
@@ -95,9 +88,6 @@ STRATEGIES = {
 }
 NEEDS_GENERAL = ("distill-adapt-finetune", "distill-adapt-distill")
 SEARCHABLE_STRATEGIES = ("finetune-distill", "adapt-finetune-distill")
-CACHE_TAG = "findistill.cache_key"
-#: parameters that do not change a stage's result (left out of the cache key)
-NOT_IN_KEY = ("device", "checkpoint_dir", "keep_checkpoints")
 
 
 @dataclass
@@ -190,83 +180,6 @@ class Config(StudentParams, TrainSettings, DataParams):
             require(getattr(self, name) > 0, name, "a positive number", getattr(self, name))
 
 
-def code_version() -> str:
-    """Hash of every file of the ``findistill`` package (sources and the bundled sample)."""
-    root = Path(findistill.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _fingerprint(value: Any) -> list | None:
-    """Names, sizes and modification times of a local input path (file or folder), else None."""
-    if not isinstance(value, str) or not value or "://" in value or value.startswith(("runs:/", "models:/")):
-        return None
-    path = Path(value)
-    if not path.exists():
-        return None
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[:5000]
-    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-
-
-def cache_key(stage: str, config: Any, code: str) -> str:
-    """The key under which a stage's finished run is reused: stage, parameters (upstream run ids
-    included), local input files, code version."""
-    params = {k: v for k, v in to_dict(config).items() if k not in NOT_IN_KEY}
-    inputs = {k: fp for k, v in params.items() if (fp := _fingerprint(v)) is not None}
-    payload = json.dumps({"stage": stage, "params": params, "inputs": inputs, "code": code}, sort_keys=True,
-                         default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
-
-
-def find_finished(experiment_id: str, key: str) -> str | None:
-    """The newest FINISHED run of ``experiment_id`` tagged with cache ``key``."""
-    runs = MlflowClient().search_runs(
-        [experiment_id], filter_string=f"tags.`{CACHE_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.end_time DESC"], max_results=1)
-    return runs[0].info.run_id if runs else None
-
-
-class Pipeline:
-    """Runs stages as child runs of the active parent run, reusing finished runs with the same key."""
-
-    def __init__(self, experiment_id: str, reuse: bool = True):
-        self.experiment_id = experiment_id
-        self.reuse = reuse
-        self.code = code_version()
-        self.steps: list[dict[str, Any]] = []
-
-    def run(self, step: str, stage_module: ModuleType, config: Any) -> str:
-        """Run ``stage_module.run(config)`` as the child run ``step``, or reuse a finished run with the same key."""
-        stage = stage_module.__name__.rsplit(".", 1)[-1]
-        key = cache_key(stage, config, self.code)
-        started = time.perf_counter()
-        hit = find_finished(self.experiment_id, key) if self.reuse else None
-        if hit:
-            print(f"\n[main] {step}: reusing run {hit} (same parameters, inputs and code)")
-            run_id = hit
-        else:
-            print(f"\n[main] {step}: running {stage}")
-            try:
-                with child_context(run_name=step, tags={CACHE_TAG: key, "findistill.step": step}):
-                    run_id = stage_module.run(config)
-            except QualityError:
-                raise  # a refused variant: nothing to resume, the caller decides
-            except Exception as err:
-                done = ", ".join(s["step"] for s in self.steps) or "none"
-                print(f"\n[main] stage '{step}' ({stage}) failed: {type(err).__name__}: {err}\n"
-                      f"[main] finished stages ({done}) are kept; re-running the same main command reuses them "
-                      "and resumes this one from its last checkpoint")
-                raise
-        self.steps.append({"step": step, "stage": stage, "run_id": run_id, "reused": bool(hit),
-                           "seconds": round(time.perf_counter() - started, 1), "cache_key": key})
-        mlflow.set_tag(f"findistill.step.{step}", run_id)
-        return run_id
-
-
 def _fields(cls: type) -> set[str]:
     return {f.name for f in fields(cls)}
 
@@ -313,7 +226,8 @@ def run(config: Config) -> str:
         print(f"[main] strategy {s}: {STRATEGIES[s]} (code {pipe.code})")
         prepared = pipe.run("prepare", prepare, prepare.Config(**_pick(config, prepare.Config)))
         data = {**_pick(config, DataParams), "data": f"runs:/{prepared}/data", "splits": "auto", "max_sentences": 0}
-        log_dataset_inputs(load_stage_data(DataParams(**data)))  # the study's data, in the run list's Datasets
+        study_data = load_stage_data(DataParams(**data))
+        log_dataset_inputs(study_data)  # the study's data, in the run list's Datasets
         corpora = f"domain=runs:/{prepared}/data" + (f",general={config.general_data}"
                                                       if config.general_data != "none" else "")
         pipe.run("analyze_tokenization", analyze_tokenization, analyze_tokenization.Config(
@@ -388,7 +302,7 @@ def run(config: Config) -> str:
 
         costs, cost_note = {}, "Costs not measured (measure_resources=false)."
         if config.measure_resources:
-            costs, cost_note = _measure_side_by_side(config, data, teacher_run, student_run, quantized_run)
+            costs, cost_note = _measure_side_by_side(config, study_data, teacher_run, student_run, quantized_run)
             log_json(costs, "costs.json")
         summary = _summarise(config, evaluated, teacher_run, costs, quantized_run)
         log_metrics(summary)
@@ -421,13 +335,11 @@ def _compare(config: Config, parent_run: str, models: dict[str, tuple[str, dict[
     entries = []
     for who, (run_id, measured) in models.items():
         run = mlflow.get_run(run_id)
-        metrics = {**run.data.metrics, **measured}
-        entries.append(Model(
-            label=f"{who} ({run.data.tags.get('mlflow.runName', run_id[:8])})", key=who, role=who,
-            runtime=run.data.tags.get("findistill.runtime", "pytorch-fp32"), f1=metrics.get(f"{split}_f1", math.nan),
-            validation_f1=metrics.get("validation_f1", metrics.get("best_val_f1", math.nan)),
-            costs={k: v for k, v in measured.items() if k != f"{split}_f1"}, uri=f"runs:/{run_id}/model",
-            run_id=run_id))
+        entry = compare.model_of_run(run, split, label=f"{who} ({run.data.tags.get('mlflow.runName', run_id[:8])})",
+                                     key=who)
+        entry.role, entry.f1 = who, measured.get(f"{split}_f1", entry.f1)
+        entry.costs = {k: v for k, v in measured.items() if k != f"{split}_f1"}
+        entries.append(entry)
     compare.log_report(entries, split=split, title=f"main-{parent_run[:8]}", notes=[note],
                        output_dir=config.dashboards)
 
@@ -467,7 +379,7 @@ def _searched_student(search_run: str) -> str:
     return uri.removeprefix("runs:/").split("/")[0]
 
 
-def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str | None, student_run: str,
+def _measure_side_by_side(config: Config, data: NerData, teacher_run: str | None, student_run: str,
                           quantized_run: str | None = None) -> tuple[dict[str, dict[str, float]], str]:
     """Measure the teacher (if any), the student and its quantized variant (if any) one after the other in
     one fresh process on the same sentences (all of ``config.eval_split``), ``COST_ROUNDS`` rounds in
@@ -480,7 +392,7 @@ def _measure_side_by_side(config: Config, data: dict[str, Any], teacher_run: str
     folders["student"] = localize_model(f"runs:/{student_run}/model")
     if quantized_run:
         folders["quantized"] = localize_model(f"runs:/{quantized_run}/model")
-    sentences = [s.tokens for s in load_stage_data(DataParams(**data)).splits[config.eval_split]]
+    sentences = [s.tokens for s in data.splits[config.eval_split]]
     names = list(folders)
     who = " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
     print(f"\n[main] measuring the {who} in one fresh process on {len(sentences)} {config.eval_split} sentences")

@@ -102,7 +102,7 @@ def run(config: Config) -> str:
                                    reduce_range=config.reduce_range)
             log_json(record, "variant/runtime.json")
             model = load_inference_model(folder, trust_remote_code=config.trust_remote_code)
-            _guard(config, source, model, tokenizer, data)
+            verdict = _guard(config, source, model, tokenizer, data)
             model_uri = log_ner_model(folder, max_length=config.max_length, example_texts=EXAMPLE_TEXTS)
             metrics = log_evaluation(
                 model, tokenizer, data, config.eval_split, batch_size=config.batch_size,
@@ -113,7 +113,7 @@ def run(config: Config) -> str:
                 log_metrics({f"source_{config.eval_split}_f1": source_f1,
                              f"{config.eval_split}_f1_delta_vs_source": metrics[f"{config.eval_split}_f1"] - source_f1})
         describe_run(f"The {variant.name} variant ({variant.label}) of {config.model}, F1 guard "
-                     f"{mlflow.get_run(run.info.run_id).data.tags['findistill.f1_guard']} on {config.guard_split} "
+                     f"{verdict} on {config.guard_split} "
                      f"of {data.name}. " + result_line(metrics, config.eval_split))
         if config.registered_model_name:
             version = register(model_uri, config.registered_model_name, tags=version_tags(run.info.run_id))
@@ -129,9 +129,10 @@ def _f1(model, tokenizer, data, split: str, config: Config) -> float:
     return float(result.scores["f1"])
 
 
-def _guard(config: Config, source, model, tokenizer, data) -> None:
+def _guard(config: Config, source, model, tokenizer, data) -> str:
     """Log the variant's and the source's F1 on ``guard_split`` and ``f1_delta_vs_source`` (variant minus
-    source); raise QualityError when the variant loses more than ``max_f1_drop`` and ``force`` is off."""
+    source); return the verdict (``passed``, ``forced``: also the tag ``findistill.f1_guard``), or raise
+    QualityError when the variant loses more than ``max_f1_drop`` and ``force`` is off."""
     split = config.guard_split
     source_f1 = _f1(source, tokenizer, data, split, config)
     variant_f1 = _f1(model, tokenizer, data, split, config)
@@ -140,11 +141,11 @@ def _guard(config: Config, source, model, tokenizer, data) -> None:
     print(f"{split} F1: source {source_f1:.4f}, {config.variant} {variant_f1:.4f} ({100 * delta:+.2f} points)")
     if delta >= -config.max_f1_drop:
         mlflow.set_tag("findistill.f1_guard", "passed")
-        return
+        return "passed"
     if config.force:
         mlflow.set_tag("findistill.f1_guard", "forced")
         print(f"kept although it loses more than max_f1_drop={config.max_f1_drop} (force=true)")
-        return
+        return "forced"
     reason = (f"{config.variant} loses {-100 * delta:.2f} F1 points on {split} against its source "
               f"({variant_f1:.4f} vs {source_f1:.4f}), more than max_f1_drop={config.max_f1_drop}; nothing was "
               f"logged as a model or registered (force=true keeps it)")

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from findistill.cli import main as cli_main
 from findistill.config import ConfigError, parse_params
 from findistill.stages import distill, finetune, main
-from findistill.stages.main import STRATEGIES, cache_key
+from findistill.stages.main import STRATEGIES
+from findistill.stages.pipeline import cache_key
 
 
 def test_an_unknown_strategy_is_refused_with_the_valid_ones_listed(capsys):

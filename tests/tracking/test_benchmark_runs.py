@@ -26,7 +26,7 @@ def _run(experiment_id: str, key: str | None, status: str = "RUNNING", name: str
          tags: dict[str, str] | None = None) -> str:
     from mlflow.tracking import MlflowClient
 
-    from findistill.stages.main import CACHE_TAG
+    from findistill.stages.pipeline import CACHE_TAG
 
     client = MlflowClient()
     run_id = client.create_run(experiment_id, run_name=name,
@@ -49,7 +49,7 @@ def _sleeper() -> subprocess.Popen:
 def test_stage_key_is_mains_cache_key(stage_runs, tmp_path):
     from findistill.config import parse_params
     from findistill.stages import finetune
-    from findistill.stages.main import cache_key, code_version
+    from findistill.stages.pipeline import cache_key, code_version
 
     data = tmp_path / "train.conll"
     data.write_text("Acme B-ORG\n")
@@ -140,7 +140,7 @@ def test_unverifiable_running_run_times_out_with_a_message(stage_runs, mlflow_st
 def test_launch_runs_the_project_in_a_keyed_run(stage_runs, mlflow_store, tmp_path):
     import mlflow
 
-    from findistill.stages.main import CACHE_TAG
+    from findistill.stages.pipeline import CACHE_TAG
 
     project = tmp_path / "project"
     project.mkdir()
