@@ -103,8 +103,10 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_hash(config: Any, *extra: str) -> str:
-    """Short stable hash of a config (and extra strings, e.g. a code version): names checkpoint folders."""
-    payload = json.dumps(to_dict(config), sort_keys=True, default=str) + "|".join(extra)
+    """Short stable hash of a config or a dict of its values (and extra strings, e.g. a code version): names
+    checkpoint folders."""
+    values = config if isinstance(config, dict) else to_dict(config)
+    payload = json.dumps(values, sort_keys=True, default=str) + "|".join(extra)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

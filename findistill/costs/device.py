@@ -101,9 +101,10 @@ def parse_device(device: str | torch.device) -> torch.device:
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available else ``cpu``; ``cpu``, ``cuda`` and ``cuda:N`` (N a visible GPU)
-    pass through. Raises ValueProblem for anything else, before any work starts."""
+    pass through, except that ``cuda`` under a distributed launcher (``LOCAL_RANK`` set) is the process's
+    own ``cuda:<LOCAL_RANK>``. Raises ValueProblem for anything else, before any work starts."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     parsed = parse_device(device)
     if parsed.type == "cuda":
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -111,4 +112,7 @@ def resolve_device(device: str) -> str:
             raise ValueProblem("device", f"{device!r} requested but CUDA is not available here; use 'cpu' or 'auto'")
         if (parsed.index or 0) >= visible:
             raise ValueProblem("device", f"{device!r} requested but {visible} CUDA device(s) are visible here")
+        local_rank = os.environ.get("LOCAL_RANK")
+        if parsed.index is None and local_rank is not None:  # under torchrun: this process's own GPU
+            return f"cuda:{local_rank}"
     return device

@@ -174,6 +174,10 @@ class WordOutputs:
     present: list[np.ndarray]
 
 
+#: the half precisions a model may run in under autocast
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @torch.inference_mode()
 def word_outputs(
     model: torch.nn.Module,
@@ -185,11 +189,13 @@ def word_outputs(
     max_length: int = 256,
     pooling: str = "first",
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
 ) -> WordOutputs:
     """Word-level logits (and hidden states ``hidden_layers``, 0 = embeddings) of a token classifier.
 
     Sentences are chunked between words as in :func:`encode`, so every word is seen; chunks are
-    batched by length (less padding) and put back in sentence order.
+    batched by length (less padding) and put back in sentence order. ``precision`` ``bf16`` or ``fp16``
+    runs the model under autocast (the outputs are stored as float32 all the same).
     """
     if model.training:  # eval() walks every module: costly on each call of a served model
         model.eval()
@@ -208,7 +214,8 @@ def word_outputs(
         batch = collate_inputs(tokenizer, batch_chunks)
         word_index = batch.pop("word_index")
         batch = {k: v.to(device) for k, v in batch.items()}
-        output = model(**batch, output_hidden_states=bool(layers))
+        with torch.autocast(torch.device(device).type, dtype=HALF.get(precision), enabled=precision in HALF):
+            output = model(**batch, output_hidden_states=bool(layers))
         n_words = max(max(c.end - c.start for c in batch_chunks), 1)
         words = pool_words(output.logits.float().cpu(), word_index, n_words, pooling).numpy()
         states = [pool_words(output.hidden_states[k].float().cpu(), word_index, n_words, pooling).numpy()

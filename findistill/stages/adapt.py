@@ -30,7 +30,6 @@ import mlflow
 from transformers import set_seed
 
 from findistill.config import require
-from findistill.costs.device import resolve_device
 from findistill.costs.size import count_parameters, model_size_mb
 from findistill.data.text import word_sentences
 from findistill.models.loading import DEFAULT_TEACHER, load_encoder, load_masked_lm, load_tokenizer
@@ -43,10 +42,12 @@ from findistill.stages.common import (
     make_student,
     model_depth,
     print_tracking_location,
+    training_device,
 )
 from findistill.tracking.pyfunc import FillMaskPyfunc, log_hf_pyfunc
 from findistill.tracking.runs import describe_run, localize, localize_model, log_metrics, scratch_dir, stage_run
 from findistill.training.distill import LossSettings
+from findistill.training.distributed import check_ranks_agree, is_main_process, world_size
 from findistill.training.kd_losses import HIDDEN_LOSSES
 from findistill.training.mlm import MLM_PROBABILITY, general_distill, heldout_mlm_loss, pseudo_perplexity, train_mlm
 from findistill.training.trainer import TrainSettings, remove_checkpoints
@@ -187,7 +188,7 @@ def _general_distillation(model, tokenizer, teacher_dir: str, sentences: list, h
 
 def run(config: Config) -> str:
     """Adapt ``model``; log before/after held-out scores, per-epoch losses, the model."""
-    device = resolve_device(config.device)
+    device = training_device(config)
     data = load_stage_data(config)
     heldout = [s.tokens for s in data.splits["validation"][: config.eval_sentences]]
     sentences, source = training_text(config, data)  # a bad text path fails here, before the run
@@ -216,6 +217,10 @@ def run(config: Config) -> str:
                                             checkpoints, log_epoch)
         else:
             summary = _dapt(model, tokenizer, sentences, heldout, config, device, checkpoints, log_epoch)
+        digest = check_ranks_agree(model, device)  # under torchrun: one model on every rank; rank 0 logs it
+        if not is_main_process():
+            return ""
+        mlflow.set_tags({"findistill.world_size": str(world_size()), "findistill.weights_sha256": digest})
         if summary["resumed_from"]:
             mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
         with scratch_dir("adapt") as tmp:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import mlflow
 
-from findistill.config import config_hash, require
-from findistill.costs.device import device_info
+from findistill.config import config_hash, require, to_dict
+from findistill.costs.device import device_info, resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.costs.latency import format_resources_table
 from findistill.costs.size import count_parameters
@@ -38,6 +38,7 @@ from findistill.tracking.runs import (
     scratch_dir,
     split_dataset,
 )
+from findistill.training.distributed import check_ranks_agree, is_main_process, resolve_precision, world_size
 from findistill.training.trainer import TrainSettings, remove_checkpoints
 
 EXAMPLE_TEXTS = [
@@ -227,18 +228,41 @@ def student_label(depth: int, vocab_size: int | None) -> str:
     return f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
 
 
+#: parameters that do not change what a training computes: a re-run that sets them differently still resumes
+NOT_IN_CHECKPOINT_KEY = ("checkpoint_steps", "keep_checkpoints", "measure_resources", "registered_model_name",
+                         "eval_split")
+
+
 def checkpoint_path(config, stage: str) -> Path:
-    """``checkpoint_dir``, or for ``auto`` a folder named by the config's hash (the same command resumes)."""
+    """``checkpoint_dir``, or for ``auto`` a folder named by a hash of the config's training parameters (the
+    same command resumes)."""
     if config.checkpoint_dir != "auto":
         return Path(config.checkpoint_dir)
-    return Path(".findistill") / "checkpoints" / f"{stage}-{config_hash(config)}"
+    key = {k: v for k, v in to_dict(config).items() if k not in NOT_IN_CHECKPOINT_KEY}
+    return Path(".findistill") / "checkpoints" / f"{stage}-{config_hash(key)}"
+
+
+def training_device(config) -> str:
+    """The device a training stage's ``device`` names (see :func:`resolve_device`), once its ``precision`` is
+    known to run there: a mismatch ends the stage before any run opens."""
+    device = resolve_device(config.device)
+    resolve_precision(config.precision, device)
+    return device
 
 
 def finish_training(model, tokenizer, data: NerData, config, summary: dict, checkpoints: Path, device: str, *,
                     role: str) -> str:
     """After training: log the summary and the model, evaluate it on ``config.eval_split`` (with resources;
     the scores are linked to the logged model), register it when asked (only now that everything is
-    logged), describe the run, drop the checkpoints. Returns the model URI."""
+    logged), describe the run, drop the checkpoints. Returns the model URI.
+
+    Under ``torchrun`` every rank calls it: the ranks first check they hold the same weights, then all but
+    rank 0 return ``""`` (rank 0 alone evaluates, logs and registers)."""
+    digest = check_ranks_agree(model, device)
+    if not is_main_process():
+        return ""
+    mlflow.set_tags({"findistill.world_size": str(world_size()), "findistill.weights_sha256": digest,
+                     "findistill.precision": resolve_precision(config.precision, device)})
     if summary["resumed_from"]:
         mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
         print(f"resumed from checkpoint {summary['resumed_from']}")

@@ -45,7 +45,7 @@ from findistill.tracking.runs import (
 ROLES = ("teacher", "student", "quantized")
 #: parameters that do not change the model a run trains (left out of a configuration's key)
 NOT_CONFIGURATION = {"seed", "checkpoint_dir", "keep_checkpoints", "registered_model_name", "measure_resources",
-                     "device", "trust_remote_code"}
+                     "device", "trust_remote_code", "checkpoint_steps"}
 #: at most this many tokenization plots are shown on the dashboard
 MAX_IMAGES = 6
 

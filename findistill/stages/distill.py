@@ -18,7 +18,6 @@ import mlflow
 from transformers import set_seed
 
 from findistill.config import require
-from findistill.costs.device import resolve_device
 from findistill.data.corpus import DataError, NerData, Sentence
 from findistill.data.text import word_sentences
 from findistill.evaluation.predict import check_label_compatibility
@@ -31,6 +30,7 @@ from findistill.stages.common import (
     load_stage_data,
     log_data,
     make_student,
+    training_device,
 )
 from findistill.tracking.runs import localize, localize_model, log_metrics, stage_run
 from findistill.training.distill import LossSettings, distill_student
@@ -125,7 +125,7 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
 
     ``on_epoch(metrics, epoch)`` is called after each epoch's metrics are logged (``search`` reports
     them to its trial, which may stop the training by raising)."""
-    device = resolve_device(config.device)
+    device = training_device(config)
     data = load_stage_data(config)
     teacher_dir = localize_model(config.teacher)
     teacher = load_token_classifier(teacher_dir, trust_remote_code=config.trust_remote_code)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from transformers import set_seed
 
-from findistill.costs.device import resolve_device
 from findistill.models.loading import DEFAULT_TEACHER, load_token_classifier, load_tokenizer
 from findistill.stages.common import (
     TrainingStageParams,
@@ -18,6 +17,7 @@ from findistill.stages.common import (
     load_stage_data,
     log_data,
     make_student,
+    training_device,
 )
 from findistill.tracking.runs import localize_model, log_metrics, stage_run
 from findistill.training.trainer import train_token_classifier
@@ -33,7 +33,7 @@ class Config(TrainingStageParams):
 
 def run(config: Config) -> str:
     """Fine-tune ``model`` on ``data``; log per-epoch curves, the model (``runs:/<id>/model``) and its evaluation."""
-    device = resolve_device(config.device)
+    device = training_device(config)
     data = load_stage_data(config)
     with stage_run("finetune", config, run_name="finetune" if config.is_student() else "finetune teacher") as run:
         log_data(data)

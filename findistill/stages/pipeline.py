@@ -21,7 +21,7 @@ from findistill.tracking.runs import child_context
 
 CACHE_TAG = "findistill.cache_key"
 #: parameters that do not change a stage's result (left out of the cache key)
-NOT_IN_KEY = ("device", "checkpoint_dir", "keep_checkpoints")
+NOT_IN_KEY = ("device", "checkpoint_dir", "keep_checkpoints", "checkpoint_steps")
 
 
 def code_version() -> str:

@@ -9,7 +9,9 @@ import contextlib
 import json
 import math
 import os
+import socket
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ import mlflow
 import findistill
 from findistill.config import ConfigError, to_dict
 from findistill.data.corpus import NerData
-from findistill.tracking.stale import owner_tags
+from findistill.tracking.stale import REASON_TAG, owner_tags
+from findistill.training.distributed import is_main_process, rank
 
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 STAGE_TAG = "findistill.stage"
@@ -183,6 +186,11 @@ def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[
         _log_stage(active, stage, config, {})
         yield active
         return
+    if not is_main_process():
+        with _scratch_tracking(), mlflow.start_run(run_name=run_name or stage) as run:
+            yield run
+        return
+    check_tracking_reachable()
     nested = mlflow.active_run() is not None
     launched = not nested and bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` made the run (and named it)
     name = _CHILD.get("run_name") if nested else None
@@ -190,7 +198,53 @@ def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[
         if launched and run_name:  # `mlflow run` gave the run a random name; a stage that knows better renames it
             mlflow.set_tag("mlflow.runName", run_name)
         _log_stage(run, stage, config, _CHILD.get("tags", {}) if nested else {})
-        yield run
+        try:
+            yield run
+        except BaseException as err:
+            reason = (str(err).strip().splitlines() or [""])[0][:500]
+            mlflow.set_tag(REASON_TAG, f"{type(err).__name__}: {reason}" if reason else type(err).__name__)
+            raise
+
+
+#: what a stage run of rank > 0 would log goes to a throwaway store; these variables point elsewhere
+_RUN_ENVIRONMENT = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI",
+                    "MLFLOW_REGISTRY_URI")
+
+
+@contextlib.contextmanager
+def _scratch_tracking() -> Iterator[None]:
+    """MLflow pointed at a temporary SQLite store, deleted on leaving: under ``torchrun`` the processes of
+    rank > 0 run the same stage code as rank 0, and only rank 0's run is the stage's run."""
+    saved = {name: os.environ.pop(name) for name in _RUN_ENVIRONMENT if name in os.environ}
+    uri, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    with scratch_dir(f"rank{rank()}-tracking") as tmp:
+        mlflow.set_tracking_uri(f"sqlite:///{Path(tmp) / 'mlflow.db'}")
+        mlflow.set_registry_uri(f"sqlite:///{Path(tmp) / 'mlflow.db'}")
+        mlflow.set_experiment("scratch")
+        try:
+            yield
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run()
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(registry)
+            mlflow.tracking.fluent._active_experiment_id = None
+            os.environ.update(saved)
+
+
+def check_tracking_reachable(timeout: float = 5.0) -> None:
+    """Raise ConfigError when the tracking URI is an HTTP server that does not answer (instead of MLflow's
+    minutes of retries)."""
+    uri = mlflow.get_tracking_uri()
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(f"tracking URI {uri}: cannot connect ({err.strerror or err}); start the server "
+                          "(`make server`), or unset MLFLOW_TRACKING_URI to log into the local SQLite store") from err
 
 
 def describe_run(text: str) -> None:

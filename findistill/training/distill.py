@@ -20,6 +20,8 @@ entity mentions swapped) adds teacher soft labels beyond the labelled set.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -40,6 +42,7 @@ from transformers import (
 from findistill.config import ValueProblem
 from findistill.data.corpus import Sentence
 from findistill.models.words import IGNORE_INDEX, WordOutputs, encode, pool_words, word_outputs
+from findistill.training.distributed import main_process_first, resolve_precision, weights_digest
 from findistill.training.kd_losses import (
     POOLINGS,
     attention_loss,
@@ -302,6 +305,34 @@ def detach_projections(student: PreTrainedModel) -> None:
         delattr(student, PROJECTIONS)
 
 
+def cached_word_outputs(folder: Path, sentences: Sequence[Sequence[str]], key: Sequence[str],
+                        compute: Callable[[], WordOutputs]) -> WordOutputs:
+    """The teacher's word outputs for ``sentences``, read from ``folder`` when an earlier process (another
+    rank, or the run that was interrupted) stored them under the same sentences and ``key``; otherwise
+    ``compute()``d and stored there (written whole, then renamed: never read half-written)."""
+    digest = hashlib.sha256("\x1f".join(key).encode())
+    for words in sentences:
+        digest.update(("\x1e" + "\x1f".join(words)).encode())
+    path = folder / f"teacher-outputs-{digest.hexdigest()[:16]}.npz"
+    if path.is_file():
+        print(f"teacher outputs for {len(sentences):,} sentences read from {path}")
+        with np.load(path) as stored:
+            cut = np.cumsum(stored["lengths"])[:-1]
+            hidden = np.split(stored["hidden"], cut, axis=1) if "hidden" in stored else None
+            return WordOutputs(np.split(stored["logits"], cut), hidden, np.split(stored["present"], cut))
+    outputs = compute()
+    print(f"teacher outputs for {len(sentences):,} sentences computed and stored in {path}")
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"logits": np.concatenate(outputs.logits), "present": np.concatenate(outputs.present),
+              "lengths": np.array([len(p) for p in outputs.present])}
+    if outputs.hidden is not None:
+        arrays["hidden"] = np.concatenate(outputs.hidden, axis=1)
+    partial = path.with_suffix(".partial.npz")
+    np.savez(partial, **arrays)
+    os.replace(partial, path)
+    return outputs
+
+
 def distill_student(
     student: PreTrainedModel,
     student_tokenizer: PreTrainedTokenizerBase,
@@ -346,13 +377,17 @@ def distill_student(
     started = time.perf_counter()
     groups = [([s.tokens for s in train], [s.tags for s in train]), ([list(w) for w in transfer], None)]
     examples: list[dict[str, Any]] = []
+    precision = resolve_precision(settings.precision, device)
     for words, tags in groups:
         if not words:
             continue
         if cache_teacher:
-            targets = word_outputs(teacher, teacher_tokenizer, words, batch_size=64, max_length=settings.max_length,
-                                   pooling=losses.word_pooling, device=device,
-                                   hidden_layers=[t for _, t in losses.layer_map] if losses.hidden_weight > 0 else ())
+            layers = [t for _, t in losses.layer_map] if losses.hidden_weight > 0 else []
+            key = [weights_digest(teacher), str(settings.max_length), losses.word_pooling, precision, str(layers)]
+            with main_process_first(device):  # rank 0 computes, the other ranks read its file
+                targets = cached_word_outputs(Path(output_dir), words, key, lambda: word_outputs(
+                    teacher, teacher_tokenizer, words, batch_size=64, max_length=settings.max_length,
+                    pooling=losses.word_pooling, device=device, hidden_layers=layers, precision=precision))
             examples += build_examples(student_tokenizer, words, tags, label2id, settings.max_length, targets=targets)
         else:
             examples += build_examples(student_tokenizer, words, tags, label2id, settings.max_length,

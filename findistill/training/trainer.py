@@ -41,6 +41,9 @@ from findistill.costs.device import parse_device
 from findistill.data.corpus import Sentence
 from findistill.evaluation.scoring import chunk_predictions_to_tags, entity_scores
 from findistill.models.words import encode
+from findistill.training.distributed import main_process_first, resolve_precision
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -48,6 +51,10 @@ class TrainSettings:
     """Optimisation settings shared by every stage that trains (``finetune``, later ``distill``).
 
     Stage configs inherit these fields, so parameter names and defaults agree everywhere.
+    ``checkpoint_steps`` (N > 0) adds a checkpoint every N optimizer steps to the one per epoch, so a
+    killed run loses at most N steps. ``precision`` is the arithmetic of training (and of the teacher's
+    outputs in distillation): ``fp32``, ``bf16`` (autocast; CPUs and GPUs that support it), ``fp16``
+    (autocast with loss scaling, CUDA only) or ``auto`` (bf16 on a GPU that supports it, else fp32).
     """
 
     epochs: int = 10
@@ -59,6 +66,8 @@ class TrainSettings:
     max_length: int = 256
     patience: int = 3
     seed: int = 42
+    checkpoint_steps: int = 0
+    precision: str = "fp32"
 
     def check_settings(self) -> None:
         """Raise ConfigError naming the first optimisation setting out of range (stage configs call it)."""
@@ -68,6 +77,9 @@ class TrainSettings:
         require(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)", self.warmup_ratio)
         require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
         require(self.patience >= 1, "patience", "an integer >= 1", self.patience)
+        require(self.checkpoint_steps >= 0, "checkpoint_steps", "0 (a checkpoint per epoch only) or a step count "
+                ">= 1", self.checkpoint_steps)
+        require(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
 
     def settings(self) -> "TrainSettings":
         """Just the training settings of a (possibly larger) stage config."""
@@ -213,8 +225,10 @@ class DeviceTrainingArguments(TrainingArguments):
 def training_arguments(settings: TrainSettings, output_dir: str | Path, *, device: str | torch.device = "cpu",
                        progress: bool = True, **overrides: Any) -> TrainingArguments:
     """The TrainingArguments every findistill training uses: per-epoch evaluation, checkpoints and
-    logging, best epoch by validation entity F1 restored at the end, length-grouped batches, and
-    training on ``device`` alone (see :class:`DeviceTrainingArguments`)."""
+    logging, best epoch by validation entity F1 restored at the end, length-grouped batches, the
+    settings' ``precision`` (see :func:`resolve_precision`), and training on ``device`` alone (see
+    :class:`DeviceTrainingArguments`; under ``torchrun`` each process on its own device)."""
+    precision = resolve_precision(settings.precision, str(device))
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir),
         train_device=str(device),
@@ -239,6 +253,9 @@ def training_arguments(settings: TrainSettings, output_dir: str | Path, *, devic
         report_to="none",
         disable_tqdm=not progress,
         dataloader_pin_memory=parse_device(device).type == "cuda",  # pinning would start CUDA for a CPU run
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        ddp_find_unused_parameters=False,
     )
     kwargs.update(overrides)
     return DeviceTrainingArguments(**kwargs)
@@ -251,12 +268,28 @@ def encode_split(tokenizer: PreTrainedTokenizerBase, sentences: list[Sentence], 
     return encode(tokenizer, [s.tokens for s in sentences], [s.tags for s in sentences], label2id, max_length)
 
 
+class StepCheckpoints(TrainerCallback):
+    """A checkpoint every ``every`` optimizer steps, besides the Trainer's one per epoch. The Trainer
+    writes it in full (weights, optimizer, scheduler, RNG states, the step reached), so a run killed
+    mid-epoch resumes at that step and skips the batches it already trained on."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 (Trainer callback signature)
+        if state.global_step % self.every == 0:
+            control.should_save = True
+        return control
+
+
 def trainer_callbacks(settings: TrainSettings, on_epoch: Callable[[dict[str, float], int], None] | None, *,
                       eval_key: str | None = "eval_f1") -> list[TrainerCallback]:
-    """Early stopping after ``settings.patience`` epochs without a better validation score, and
-    ``on_epoch`` called after each epoch's evaluation entry ``eval_key``; ``eval_key=None``: no
+    """A checkpoint every ``settings.checkpoint_steps`` steps (when > 0), early stopping after
+    ``settings.patience`` epochs without a better validation score, and ``on_epoch`` called after each epoch's evaluation entry ``eval_key``; ``eval_key=None``: no
     evaluation, so no early stopping, and ``on_epoch`` gets each epoch's training loss."""
     callbacks: list[TrainerCallback] = []
+    if settings.checkpoint_steps > 0:
+        callbacks.append(StepCheckpoints(settings.checkpoint_steps))
     if eval_key is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.patience))
     if on_epoch is not None:
@@ -314,13 +347,16 @@ def fit(trainer: Trainer, output_dir: str | Path, *, resume: bool = True) -> dic
     trainer selects a best epoch by a validation metric ``m`` (``f1``, ``loss``), ``best_val_m`` and
     ``best_epoch``. The best epoch's weights are in the model afterwards."""
     output_dir = Path(output_dir)
-    checkpoint = last_complete_checkpoint(output_dir) if resume else None
+    with main_process_first(str(trainer.args.device)):  # rank 0 deletes a half-written checkpoint, once
+        checkpoint = last_complete_checkpoint(output_dir) if resume else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
     state = trainer.state
     summary: dict[str, Any] = {
         "epochs_run": int(round(state.epoch or 0)),
         "resumed_from": checkpoint,
         "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
+        "train_steps": int(state.global_step),
+        "train_samples_per_second": float(result.metrics.get("train_samples_per_second", 0.0)),
     }
     metric = trainer.args.metric_for_best_model
     if metric is not None:
