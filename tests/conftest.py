@@ -58,8 +58,9 @@ def shared_corpus(name: str) -> Path:
     return path
 
 
-def mlflow_run(entry: str, store: str, experiment: str, **params) -> subprocess.CompletedProcess:
-    """``mlflow run <repo> -e <entry> --env-manager local -P k=v ...`` against ``store``, as users run it."""
+def mlflow_run_command(entry: str, store: str, experiment: str, **params) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of ``mlflow run <repo> -e <entry> --env-manager local -P k=v ...`` against
+    ``store``, as users run it."""
     command = [
         sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local",
         "--experiment-name", experiment,
@@ -68,6 +69,12 @@ def mlflow_run(entry: str, store: str, experiment: str, **params) -> subprocess.
         command += ["-P", f"{key}={value}"]
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # `python` = this venv's
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TOKENIZERS_PARALLELISM": "false", "PATH": path}
+    return command, env
+
+
+def mlflow_run(entry: str, store: str, experiment: str, **params) -> subprocess.CompletedProcess:
+    """Run :func:`mlflow_run_command` to the end."""
+    command, env = mlflow_run_command(entry, store, experiment, **params)
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
 
