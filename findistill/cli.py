@@ -20,6 +20,8 @@ from findistill.runtimes.variants import QualityError, VariantError
 from findistill.stages import STAGES
 from findistill.tracking.registry import PromotionError
 
+#: the stages that run under a distributed launcher (torchrun, accelerate launch)
+DISTRIBUTED_STAGES = ("finetune", "distill", "adapt")
 USER_ERRORS = (ConfigError, DataError, ModelLoadError, FileNotFoundError, VariantError, ExportError, QualityError,
                PromotionError)
 
@@ -58,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     stage = argv[0]
     module = STAGES[stage]
     try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and stage not in DISTRIBUTED_STAGES:
+            raise ConfigError(f"{stage} runs in one process; of the stages, {', '.join(DISTRIBUTED_STAGES)} run "
+                              "under torchrun (several processes)")
         with as_parameters():  # the library's value errors name the stage's parameter
             config = parse_params(module.Config, parse_argv(argv[1:]))
             module.run(config)

@@ -130,3 +130,12 @@ def test_precision_maps_to_the_trainer_and_refuses_what_the_device_cannot_do(tmp
     assert resolve_precision("auto", "cpu") == "fp32"
     with pytest.raises(ValueProblem, match="fp16 needs a CUDA device"):
         resolve_precision("fp16", "cpu")
+
+
+def test_stages_that_run_in_one_process_refuse_a_distributed_launch(monkeypatch, capsys):
+    from findistill.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["search", "--teacher", "x"]) == 2
+    assert "search runs in one process; of the stages, finetune, distill, adapt run under torchrun" in (
+        capsys.readouterr().err)
