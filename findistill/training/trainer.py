@@ -255,7 +255,6 @@ def training_arguments(settings: TrainSettings, output_dir: str | Path, *, devic
         dataloader_pin_memory=parse_device(device).type == "cuda",  # pinning would start CUDA for a CPU run
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        ddp_find_unused_parameters=False,
     )
     kwargs.update(overrides)
     return DeviceTrainingArguments(**kwargs)
