@@ -106,8 +106,11 @@ def tiny_encoder_dir(tmp_path_factory, packaged_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_classifier(tiny_encoder_dir):
     """(model, tokenizer) of the tiny encoder with a random 9-label NER head."""
+    import torch
+
     from findistill.models.loading import load_token_classifier, load_tokenizer
 
+    torch.manual_seed(0)  # the same head whichever tests ran before
     return load_token_classifier(str(tiny_encoder_dir), LABELS), load_tokenizer(str(tiny_encoder_dir))
 
 
@@ -152,7 +155,11 @@ def mlflow_store(tmp_path, monkeypatch, _empty_store) -> str:
 
 @pytest.fixture(autouse=True)
 def _offline_hub(monkeypatch):
-    """Tests never reach the Hugging Face Hub."""
+    """Tests never reach the Hugging Face Hub. The Hub client reads HF_HUB_OFFLINE once, when it is imported
+    (before this runs), so its constant is set too: a Hub id fails at once, not after network timeouts."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -62,10 +62,13 @@ def resolve_model_path(ref: str) -> str:
     path = Path(ref).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise ModelLoadError(f"{path}: not a model folder (no config.json); expected a folder written by save_pretrained")
+            raise ModelLoadError(f"{path}: not a model folder (no config.json); expected a folder written by "
+                                 "save_pretrained")
         return str(path)
     if ref.startswith((".", "/", "~")) or ref.count("/") > 1:  # Hub ids are "name" or "org/name"
-        raise ModelLoadError(f"model path {ref!r} does not exist. {OFFLINE_HINT}")
+        raise ModelLoadError(f"path {ref!r} does not exist; expected a local folder written by save_pretrained, "
+                             "'packaged:all-MiniLM-L6-v2', an MLflow URI (runs:/<run_id>/model, "
+                             "models:/<name>@<alias>) or a Hub id ('name' or 'org/name')")
     return ref
 
 
@@ -135,7 +138,13 @@ def load_token_classifier(
     (e.g. an encoder with no NER head); without, the checkpoint's own ``id2label`` is kept.
     """
     if labels is None:
-        return _load_model(AutoModelForTokenClassification, ref, trust_remote_code=trust_remote_code)[0]
+        model, info = _load_model(AutoModelForTokenClassification, ref, trust_remote_code=trust_remote_code)
+        if any(_is_classifier(key) for key in info.get("missing_keys", [])):
+            kind = ", ".join(model.config.architectures or []) or model.config.model_type
+            raise ModelLoadError(f"{ref}: has no token-classification head (a {kind} checkpoint); expected a "
+                                 "fine-tuned NER model (runs:/<id>/model of finetune or distill, "
+                                 "models:/<name>@<alias>, or its folder)")
+        return model
     config = _from_pretrained(AutoConfig, ref, trust_remote_code=trust_remote_code)
     same_head = [config.id2label[i] for i in range(len(config.id2label))] == labels if config.id2label else False
     kwargs: dict[str, Any] = {}
@@ -147,6 +156,11 @@ def load_token_classifier(
             "ignore_mismatched_sizes": True,
         }
     return _load_model(AutoModelForTokenClassification, ref, trust_remote_code=trust_remote_code, **kwargs)[0]
+
+
+def _is_classifier(key: str) -> bool:
+    """True for a weight of a token-classification head (``classifier.weight``...)."""
+    return key.startswith("classifier.") or ".classifier." in key
 
 
 def model_labels(model: PreTrainedModel) -> list[str]:
@@ -168,6 +182,9 @@ def load_encoder(ref: str, *, trust_remote_code: bool = False) -> PreTrainedMode
     return _load_model(AutoModel, ref, trust_remote_code=trust_remote_code)[0]
 
 
+#: files that hold a vocabulary a tokenizer can be built from (a model folder without any has no tokenizer)
+VOCABULARY_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                    "sentencepiece.bpe.model", "tokenizer.model")
 SPECIAL_TOKEN_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "bos_token", "eos_token")
 
 
@@ -180,11 +197,16 @@ def is_tokenizer_folder(path: str | os.PathLike) -> bool:
 def load_tokenizer(ref: str, *, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """Fast tokenizer of ``ref``: a tokenizer folder (as ``train_tokenizer`` saves it), a model folder,
     ``packaged:...`` or a Hub id. Only fast tokenizers give the ``word_ids`` that word alignment needs."""
+    folder = Path(ref).expanduser()
     if is_tokenizer_folder(ref):
         try:
             tokenizer = AutoTokenizer.from_pretrained(ref, use_fast=True, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"{ref}: could not load the tokenizer ({err})") from err
+    elif folder.is_dir() and not any((folder / name).is_file() for name in VOCABULARY_FILES):
+        # from a config alone transformers would build a tokenizer that knows only the special tokens
+        raise ModelLoadError(f"{ref}: no tokenizer in this folder (no tokenizer.json or tokenizer_config.json); "
+                             "expected a tokenizer or model folder written by save_pretrained")
     else:
         tokenizer = _from_pretrained(AutoTokenizer, ref, use_fast=True, trust_remote_code=trust_remote_code)
     if not tokenizer.is_fast:

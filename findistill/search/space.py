@@ -184,8 +184,8 @@ def _ordered(dimensions: list[Dimension]) -> list[Dimension]:
 
 def parse_space(payload: Any, source: str, *, allowed: Iterable[str],
                 check: Callable[[dict[str, Any]], str | None]) -> SearchSpace:
-    """Validate ``payload`` (the parsed YAML) and return the space; raise ConfigError listing every
-    problem, one line each naming the entry.
+    """Validate ``payload`` (the parsed YAML) and return the space; raise ConfigError naming the entry at
+    fault: one line for a single problem, else the count and then every problem, one line each.
 
     ``allowed``: the parameter names a trial may set. ``check(values)``: the stage's verdict on a
     set of parameter values (None when it accepts them, else the reason); every range end and
@@ -234,8 +234,11 @@ def parse_space(payload: Any, source: str, *, allowed: Iterable[str],
                 if reason:
                     problems.append(f"parameters.{dim.name}: {value!r} is rejected: {reason}")
                     break
+    if len(problems) == 1:
+        raise ConfigError(f"search space {source}: {problems[0]}")
     if problems:
-        raise ConfigError(f"search space {source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+        raise ConfigError(f"search space {source}: {len(problems)} problem(s)\n"
+                          + "\n".join(f"  - {p}" for p in problems))
     return SearchSpace(_ordered(dimensions), fixed, retrain, source)
 
 

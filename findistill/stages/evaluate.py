@@ -44,6 +44,8 @@ class Config(DataParams):
         require(bool(self.model.strip()), "model", "a model (runs:/<id>/model, models:/<name>@<alias>, a folder)",
                 self.model)
         require(self.split in SPLITS, "split", f"one of {SPLITS}", self.split)
+        require(self.batch_size >= 1, "batch_size", "a batch size >= 1", self.batch_size)
+        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
 
 
 def run(config: Config) -> str:

@@ -30,6 +30,7 @@ checkpoints are named by the config too, re-running ``main`` resumes where it st
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -217,6 +218,10 @@ def run(config: Config) -> str:
     """Run ``config.strategy``; log the steps (``pipeline.json``/``.md``) and the student's quality and cost."""
     s = config.strategy
     select_layers(model_depth(localize_model(config.model)), config.student_layers, config.layer_selection)
+    if config.search != "none":  # every problem of the space, before the teacher is trained
+        require(Path(config.search).is_file(), "search", "'none' or a search-space YAML file such as "
+                "configs/search-space.yaml", config.search)
+        search.load_search_space(config.search)
     with stage_run("main", config, run_name=f"main {s}") as parent:
         swept = mark_stale_runs([parent.info.experiment_id])
         if swept.killed:  # before looking for runs to reuse: a killed step is rerun (and resumes)

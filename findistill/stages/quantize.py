@@ -77,6 +77,7 @@ class Config(DataParams):
         require(0.0 <= self.max_f1_drop <= 1.0, "max_f1_drop",
                 "an F1 difference between 0 and 1 (0.01 = one point)", self.max_f1_drop)
         require(self.batch_size >= 1, "batch_size", "a batch size >= 1", self.batch_size)
+        require(8 <= self.max_length <= 4096, "max_length", "between 8 and 4096 sub-tokens", self.max_length)
 
 
 def run(config: Config) -> str:

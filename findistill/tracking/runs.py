@@ -40,7 +40,13 @@ def localize(ref: str) -> str:
     try:
         return mlflow.artifacts.download_artifacts(artifact_uri=ref)
     except Exception as err:  # MLflow raises several types (MlflowException, OSError) for a bad URI
-        raise FileNotFoundError(f"could not fetch {ref!r} from MLflow ({mlflow.get_tracking_uri()}): {err}") from err
+        cause = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        expected = {"runs:/": "runs:/<run_id>/<artifact path> of a run in this store",
+                    "models:/": "models:/<name>@<alias>, models:/<name>/<version> or models:/<model_id> of "
+                                "a model in this store"}
+        what = next((text for scheme, text in expected.items() if ref.startswith(scheme)), "an artifact URI")
+        raise FileNotFoundError(f"could not fetch {ref!r} from MLflow ({mlflow.get_tracking_uri()}): {cause}; "
+                                f"expected {what}") from err
 
 
 def localize_model(ref: str) -> str:
