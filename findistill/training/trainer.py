@@ -48,7 +48,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class TrainSettings:
-    """Optimisation settings shared by every stage that trains (``finetune``, later ``distill``).
+    """Optimisation settings shared by every stage that trains (``finetune``, ``distill``, ``adapt``).
 
     Stage configs inherit these fields, so parameter names and defaults agree everywhere.
     ``checkpoint_steps`` (N > 0) adds a checkpoint every N optimizer steps to the one per epoch, so a
@@ -284,8 +284,9 @@ class StepCheckpoints(TrainerCallback):
 def trainer_callbacks(settings: TrainSettings, on_epoch: Callable[[dict[str, float], int], None] | None, *,
                       eval_key: str | None = "eval_f1") -> list[TrainerCallback]:
     """A checkpoint every ``settings.checkpoint_steps`` steps (when > 0), early stopping after
-    ``settings.patience`` epochs without a better validation score, and ``on_epoch`` called after each epoch's evaluation entry ``eval_key``; ``eval_key=None``: no
-    evaluation, so no early stopping, and ``on_epoch`` gets each epoch's training loss."""
+    ``settings.patience`` epochs without a better validation score, and ``on_epoch`` called after each
+    epoch's evaluation entry ``eval_key``; ``eval_key=None``: no evaluation, so no early stopping, and
+    ``on_epoch`` gets each epoch's training loss."""
     callbacks: list[TrainerCallback] = []
     if settings.checkpoint_steps > 0:
         callbacks.append(StepCheckpoints(settings.checkpoint_steps))
