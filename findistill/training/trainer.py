@@ -34,6 +34,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from findistill.config import ValueProblem, require
@@ -163,8 +164,29 @@ class EpochProgress(ProgressCallback):
             tqdm.write(f"trained {round(state.epoch or 0)} epoch(s) in {float(logs['train_runtime']):.0f} s")
 
 
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches in an order drawn from ``seed + epoch`` alone.
+
+    transformers' sampler draws each epoch's order from the global random state at the epoch's start,
+    which a run resumed in a later epoch does not have (it restores the state of its checkpoint's step):
+    it would see the rest of that epoch in another order than the run that was never stopped. The
+    Trainer (through Accelerate, on every rank) calls ``set_epoch`` before each epoch."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
 class WordLevelTrainer(Trainer):
-    """Trainer whose evaluation keeps dataset order and whose console shows one line per epoch.
+    """Trainer whose training order is fixed by the seed and the epoch (so resuming mid-run changes
+    nothing), whose evaluation keeps dataset order and whose console shows one line per epoch.
 
     transformers 5 also applies ``group_by_length`` to evaluation batches; our ``compute_metrics``
     maps predictions back to sentences by position, so evaluation must stay sequential.
@@ -174,6 +196,13 @@ class WordLevelTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if self.pop_callback(ProgressCallback) is not None:
             self.add_callback(EpochProgress())
+
+    def _get_train_sampler(self, train_dataset=None):  # noqa: ANN001 (Trainer signature)
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
 
     def _get_eval_sampler(self, eval_dataset):  # noqa: ANN001 (Trainer signature)
         return SequentialSampler(eval_dataset) if eval_dataset is not None else None
