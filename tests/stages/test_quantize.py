@@ -7,14 +7,18 @@ import pytest
 import torch
 from conftest import mlflow_run
 from mlflow.tracking import MlflowClient
+from transformers import set_seed
 
 from findistill.cli import main as cli_main
 from findistill.costs.latency import RESOURCE_METRICS
+from findistill.data.splits import load_ner_data
 from findistill.evaluation.predict import tag_texts
-from findistill.models.loading import load_tokenizer
+from findistill.models.loading import load_token_classifier, load_tokenizer
 from findistill.runtimes.onnx import OnnxTokenClassifier
 from findistill.runtimes.variants import load_inference_model
+from findistill.tracking.pyfunc import log_ner_model
 from findistill.tracking.runs import localize_model
+from findistill.training.trainer import TrainSettings, train_token_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -29,21 +33,37 @@ SENTENCES = [
 TEXTS = ["Acme Corp hired Maria Lopez in New York .", ""]
 
 
-@pytest.fixture
-def learnt(mlflow_store, tiny_encoder_dir, tmp_path):
-    """(data folder, runs:/<id>/model): the tiny encoder fine-tuned until it knows its six sentences by heart
-    (the same sentences are its train, validation and test splits)."""
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def _by_heart(tiny_encoder_dir, tmp_path_factory):
+    """(data folder, model folder): the tiny encoder fine-tuned, once for the module, until it knows its six
+    sentences by heart (the same sentences are its train, validation and test splits)."""
+    root = tmp_path_factory.mktemp("by-heart")
+    data = root / "data"
     data.mkdir()
     text = "\n\n".join("\n".join(f"{w} {t}" for w, t in zip(s.split(), tags.split())) for s, tags in SENTENCES)
     for split in ("train", "validation", "test"):
         (data / f"{split}.conll").write_text(text + "\n", encoding="utf-8")
-    assert cli_main(["finetune", "--data", str(data), "--model", str(tiny_encoder_dir), "--epochs", "40",
-                     "--learning_rate", "0.01", "--batch_size", "2", "--max_length", "32", "--patience", "40",
-                     "--measure_resources", "false"]) == 0
-    run = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`findistill.stage` = 'finetune'").iloc[0]
-    assert run["metrics.test_f1"] >= 0.8  # learnt: a broken variant has F1 to lose
-    return data, f"runs:/{run.run_id}/model"
+    corpus = load_ner_data(str(data))
+    splits, labels = corpus.splits, corpus.labels
+    set_seed(42)  # as the finetune stage seeds the new head
+    model = load_token_classifier(str(tiny_encoder_dir), labels)
+    tokenizer = load_tokenizer(str(tiny_encoder_dir))
+    settings = TrainSettings(epochs=40, learning_rate=0.01, batch_size=2, max_length=32, patience=40)
+    summary = train_token_classifier(model, tokenizer, splits["train"], splits["validation"], labels, settings,
+                                     root / "checkpoints", progress=False)
+    assert summary["best_val_f1"] >= 0.8  # learnt: a broken variant has F1 to lose
+    model.save_pretrained(root / "model", safe_serialization=True)
+    tokenizer.save_pretrained(root / "model")
+    return data, root / "model"
+
+
+@pytest.fixture
+def learnt(mlflow_store, _by_heart):
+    """(data folder, runs:/<id>/model): the model that knows its sentences by heart, logged in this test's store."""
+    data, folder = _by_heart
+    with mlflow.start_run(run_name="by heart"):
+        uri = log_ner_model(folder, max_length=32, example_texts=TEXTS[:1])
+    return data, uri
 
 
 def _quantize_runs():
