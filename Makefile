@@ -33,5 +33,5 @@ server: $(VENV)/.installed
 
 # keeps .findistill/server (the team server's database and artifacts)
 clean:
-	rm -rf mlruns mlartifacts mlflow.db
+	rm -rf mlruns mlartifacts mlflow.db mlflow.db.lock
 	find .findistill -mindepth 1 -maxdepth 1 ! -name server -exec rm -rf {} + 2>/dev/null || true
