@@ -28,7 +28,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export MLFLOW_TRACKING_URI="sqlite:///$WORK/mlflow.db" MLFLOW_EXPERIMENT_NAME=gpu-check TOKENIZERS_PARALLELISM=false
 COMMON=(--data "$DATA" --max_sentences "$N" --epochs 2 --batch_size 32 --max_length 128 --device cuda
-        --precision auto --checkpoint_dir "$WORK/ckpt")
+        --precision auto)
 echo "== $GPUS GPU(s); data $DATA, $N sentences per split; store $MLFLOW_TRACKING_URI"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
@@ -45,10 +45,11 @@ PYEOF
 }
 
 echo "== 1. finetune (teacher) on cuda"
-"$PY" -m findistill finetune "${COMMON[@]}" --model packaged:all-MiniLM-L6-v2
+"$PY" -m findistill finetune "${COMMON[@]}" --model packaged:all-MiniLM-L6-v2 --checkpoint_dir "$WORK/ckpt-teacher"
 TEACHER=$(run_id finetune)
 echo "== 2. distill (2-layer student) on cuda"
-"$PY" -m findistill distill "${COMMON[@]}" --teacher "runs:/$TEACHER/model" --student_layers 2
+"$PY" -m findistill distill "${COMMON[@]}" --teacher "runs:/$TEACHER/model" --student_layers 2 \
+  --checkpoint_dir "$WORK/ckpt-student"
 STUDENT=$(run_id distill)
 echo "== 3. evaluate the student on cuda"
 "$PY" -m findistill evaluate --model "runs:/$STUDENT/model" --data "$DATA" --max_sentences "$N" --device cuda
