@@ -425,12 +425,15 @@ def run(config: Config) -> str:
                                                                                     TrialState.FAIL))],
             )
         log_metrics({"search_seconds": time.perf_counter() - started})
+        # decided first: the trials are read once no other worker runs one (a trial finishing in between
+        # would otherwise be missing from the chosen ones)
+        retrain = _should_retrain(config, study, run.info.run_id)
         chosen = chosen_trials(study, config.retrain_top)
         summary = log_study(study, objectives, chosen)
         print(f"[search] trials: {summary['trials']}")
         if not chosen:
             print("[search] no trial completed: nothing to retrain")
-        elif _should_retrain(config, study, run.info.run_id):
+        elif retrain:
             rows = retrain_chosen(runner, config, chosen, objectives)
             log_json(rows, "search/retrained.json")
             table = _retrain_markdown(rows, objectives)
