@@ -19,6 +19,7 @@ from findistill.runtimes.onnx import ExportError
 from findistill.runtimes.variants import QualityError, VariantError
 from findistill.stages import STAGES
 from findistill.tracking.registry import PromotionError
+from findistill.training.distributed import is_distributed
 
 #: the stages that run under a distributed launcher (torchrun, accelerate launch)
 DISTRIBUTED_STAGES = ("finetune", "distill", "adapt")
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     stage = argv[0]
     module = STAGES[stage]
     try:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and stage not in DISTRIBUTED_STAGES:
+        if is_distributed() and stage not in DISTRIBUTED_STAGES:
             raise ConfigError(f"{stage} runs in one process; of the stages, {', '.join(DISTRIBUTED_STAGES)} run "
                               "under torchrun (several processes)")
         with as_parameters():  # the library's value errors name the stage's parameter
