@@ -38,6 +38,7 @@ from findistill.stages.common import (
     DataParams,
     StudentParams,
     checkpoint_path,
+    leave_to_rank_zero,
     load_stage_data,
     make_student,
     model_depth,
@@ -47,7 +48,6 @@ from findistill.stages.common import (
 from findistill.tracking.pyfunc import FillMaskPyfunc, log_hf_pyfunc
 from findistill.tracking.runs import describe_run, localize, localize_model, log_metrics, scratch_dir, stage_run
 from findistill.training.distill import LossSettings
-from findistill.training.distributed import check_ranks_agree, is_main_process, world_size
 from findistill.training.kd_losses import HIDDEN_LOSSES
 from findistill.training.mlm import MLM_PROBABILITY, general_distill, heldout_mlm_loss, pseudo_perplexity, train_mlm
 from findistill.training.trainer import TrainSettings, remove_checkpoints
@@ -217,10 +217,8 @@ def run(config: Config) -> str:
                                             checkpoints, log_epoch)
         else:
             summary = _dapt(model, tokenizer, sentences, heldout, config, device, checkpoints, log_epoch)
-        digest = check_ranks_agree(model, device)  # under torchrun: one model on every rank; rank 0 logs it
-        if not is_main_process():
+        if not leave_to_rank_zero(model, device):
             return ""
-        mlflow.set_tags({"findistill.world_size": str(world_size()), "findistill.weights_sha256": digest})
         if summary["resumed_from"]:
             mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
         with scratch_dir("adapt") as tmp:

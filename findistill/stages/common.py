@@ -250,6 +250,16 @@ def training_device(config) -> str:
     return device
 
 
+def leave_to_rank_zero(model, device: str) -> bool:
+    """After training: every rank checks it holds the same weights (under ``torchrun``); True in rank 0, which
+    then logs alone (tagged with the number of processes and the weights' SHA-256), False in the others."""
+    digest = check_ranks_agree(model, device)
+    if not is_main_process():
+        return False
+    mlflow.set_tags({"findistill.world_size": str(world_size()), "findistill.weights_sha256": digest})
+    return True
+
+
 def finish_training(model, tokenizer, data: NerData, config, summary: dict, checkpoints: Path, device: str, *,
                     role: str) -> str:
     """After training: log the summary and the model, evaluate it on ``config.eval_split`` (with resources;
@@ -258,11 +268,9 @@ def finish_training(model, tokenizer, data: NerData, config, summary: dict, chec
 
     Under ``torchrun`` every rank calls it: the ranks first check they hold the same weights, then all but
     rank 0 return ``""`` (rank 0 alone evaluates, logs and registers)."""
-    digest = check_ranks_agree(model, device)
-    if not is_main_process():
+    if not leave_to_rank_zero(model, device):
         return ""
-    mlflow.set_tags({"findistill.world_size": str(world_size()), "findistill.weights_sha256": digest,
-                     "findistill.precision": resolve_precision(config.precision, device)})
+    mlflow.set_tag("findistill.precision", resolve_precision(config.precision, device))
     if summary["resumed_from"]:
         mlflow.set_tag("findistill.resumed_from", summary["resumed_from"])
         print(f"resumed from checkpoint {summary['resumed_from']}")
