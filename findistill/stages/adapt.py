@@ -21,6 +21,8 @@ The result is logged as ``runs:/<id>/model`` (a fill-mask pyfunc whose Hugging F
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +51,14 @@ from findistill.tracking.pyfunc import FillMaskPyfunc, log_hf_pyfunc
 from findistill.tracking.runs import describe_run, localize, localize_model, log_metrics, scratch_dir, stage_run
 from findistill.training.distill import LossSettings
 from findistill.training.kd_losses import HIDDEN_LOSSES
-from findistill.training.mlm import MLM_PROBABILITY, general_distill, heldout_mlm_loss, pseudo_perplexity, train_mlm
+from findistill.training.mlm import (
+    MLM_PROBABILITY,
+    general_distill,
+    heldout_mlm_loss,
+    pseudo_perplexity,
+    train_mlm,
+    warm_up_head,
+)
 from findistill.training.trainer import TrainSettings, remove_checkpoints
 
 EpochLog = Callable[[dict[str, float], int], None]
@@ -72,8 +81,11 @@ class Config(StudentParams, TrainSettings, DataParams):
     teacher); training stops after ``patience`` epochs without improvement and the best epoch's
     weights are kept. Before and after training DAPT logs the held-out masked-LM loss and the
     pseudo-perplexity (sentences cut at ``eval_max_length`` sub-tokens: it costs one forward pass
-    per sub-token); general distillation, which trains no language-model head, logs the held-out
-    hidden-state loss (``heldout_hidden_loss``).
+    per sub-token). A model without a masked-LM head (a sentence encoder) gets a fresh one; with
+    ``head_warmup_sentences`` > 0 that head alone is first trained for one epoch (at
+    ``head_warmup_learning_rate``) on as many of the training sentences (seeded sample), so the
+    'before' scores measure the encoder, not an untrained head. General distillation, which trains
+    no language-model head, logs the held-out hidden-state loss (``heldout_hidden_loss``).
     """
 
     model: str = DEFAULT_TEACHER
@@ -86,6 +98,8 @@ class Config(StudentParams, TrainSettings, DataParams):
     mlm_probability: float = MLM_PROBABILITY
     hidden_loss: str = "mse"
     hidden_layers: str = "uniform"
+    head_warmup_sentences: int = 0
+    head_warmup_learning_rate: float = 1e-3
     eval_sentences: int = 100
     eval_max_length: int = 64
     epochs: int = 3
@@ -107,6 +121,12 @@ class Config(StudentParams, TrainSettings, DataParams):
                 self.hidden_loss)
         require(self.eval_sentences >= 1, "eval_sentences", "an integer >= 1", self.eval_sentences)
         require(self.eval_max_length >= 8, "eval_max_length", "an integer >= 8", self.eval_max_length)
+        require(self.embedding_rank == 0, "embedding_rank", "0 here: adapt trains a masked-LM whose output layer "
+                "is tied to the word embeddings; factorise in finetune or distill", self.embedding_rank)
+        require(self.head_warmup_sentences >= 0, "head_warmup_sentences", "0 (no warm-up) or a sentence count",
+                self.head_warmup_sentences)
+        require(self.head_warmup_learning_rate > 0, "head_warmup_learning_rate", "a positive learning rate",
+                self.head_warmup_learning_rate)
         require(self.max_text_lines >= 0, "max_text_lines", "0 (all) or a positive count", self.max_text_lines)
         require(self.use_train_split or self.text_data != "none" or self.general_data != "none", "text_data",
                 "a text corpus when use_train_split is false (there is no training text otherwise)", self.text_data)
@@ -150,8 +170,16 @@ def _summary_metrics(summary: dict, sentences: list) -> dict[str, float]:
 
 
 def _dapt(model, tokenizer, sentences: list, heldout: list, config: Config, device: str, checkpoints: Path,
-          log_epoch: EpochLog) -> dict:
-    """Masked-LM training with held-out masked-LM loss and pseudo-perplexity before and after."""
+          log_epoch: EpochLog, fresh_head: bool) -> dict:
+    """Masked-LM training with held-out masked-LM loss and pseudo-perplexity before and after (a fresh
+    LM head warmed up first when ``head_warmup_sentences`` asks)."""
+    if fresh_head and config.head_warmup_sentences > 0:
+        chosen = random.Random(config.seed).sample(sentences, min(config.head_warmup_sentences, len(sentences)))
+        print(f"warming up the fresh masked-LM head alone on {len(chosen):,} sentences (encoder frozen)")
+        warm = warm_up_head(model, tokenizer, chosen, dataclasses.replace(config.settings(),
+                            learning_rate=config.head_warmup_learning_rate), checkpoints / "head-warmup",
+                            mlm_probability=config.mlm_probability, device=device)
+        log_metrics({"head_warmup_sentences": len(chosen), "head_warmup_seconds": warm["train_seconds"]})
     before = _measure(model, tokenizer, heldout, config, device)
     log_metrics({f"{k}_before": v for k, v in before.items() if k != "heldout_words"})
     print(f"held-out ({len(heldout)} validation sentences) before: pseudo-perplexity/word "
@@ -205,8 +233,9 @@ def run(config: Config) -> str:
         mlflow.set_tags({"findistill.adapt_mode": "general-distillation" if config.distilling else "dapt",
                          "findistill.mlm_head_fresh": str(fresh_head).lower(), "findistill.train_text": source})
         if fresh_head and not config.distilling:
-            print(f"note: {config.model} has no masked-LM head; a fresh one is trained (the 'before' "
-                  "pseudo-perplexity is that of an untrained head)")
+            print(f"note: {config.model} has no masked-LM head; a fresh one is trained" + (
+                " (the 'before' pseudo-perplexity is that of an untrained head; head_warmup_sentences trains it "
+                "first)" if config.head_warmup_sentences == 0 else ""))
         if config.is_student():
             model, tokenizer = make_student(model, tokenizer, config, seed=config.seed)
         checkpoints = checkpoint_path(config, "adapt")
@@ -216,7 +245,8 @@ def run(config: Config) -> str:
             summary = _general_distillation(model, tokenizer, teacher_dir, sentences, heldout, config, device,
                                             checkpoints, log_epoch)
         else:
-            summary = _dapt(model, tokenizer, sentences, heldout, config, device, checkpoints, log_epoch)
+            summary = _dapt(model, tokenizer, sentences, heldout, config, device, checkpoints, log_epoch,
+                            fresh_head)
         if not leave_to_rank_zero(model, device):
             return ""
         if summary["resumed_from"]:

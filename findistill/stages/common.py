@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 
-from findistill.config import config_hash, require, to_dict
+from findistill.config import as_parameters, config_hash, require, to_dict
 from findistill.costs.device import device_info, resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.costs.latency import format_resources_table
@@ -20,6 +20,7 @@ from findistill.data.corpus import SPLITS, NerData
 from findistill.data.splits import load_ner_data
 from findistill.data.stats import dataset_stats
 from findistill.evaluation.predict import check_label_compatibility, evaluate_ner
+from findistill.models.factorised import factorise_embeddings
 from findistill.models.loading import load_tokenizer, model_labels, resolve_model_path
 from findistill.models.students import LAYER_SELECTIONS, build_student
 from findistill.models.vocab_transfer import TRANSFER_METHODS
@@ -72,12 +73,15 @@ class StudentParams:
     """A student derived from a model: ``student_layers`` of its layers (0: all) chosen by
     ``layer_selection`` (uniform, first, or 0-based indices such as ``0,2,5``), and its tokenizer
     (``same``, or a domain tokenizer such as ``runs:/<id>/tokenizer`` whose embeddings are built by
-    ``vocab_transfer``: fvt, pvt or random)."""
+    ``vocab_transfer``: fvt, pvt or random). ``embedding_rank`` r > 0 factorises the word embeddings
+    into vocabulary x r and r x hidden from their truncated SVD (ALBERT-style; after the vocabulary
+    transfer, so it combines with a domain tokenizer)."""
 
     student_layers: int = 0
     layer_selection: str = "uniform"
     tokenizer: str = "same"
     vocab_transfer: str = "fvt"
+    embedding_rank: int = 0
 
     def __post_init__(self) -> None:
         require(self.student_layers >= 0, "student_layers", "0 (all the model's layers) or a depth >= 1",
@@ -85,9 +89,12 @@ class StudentParams:
         require(bool(self.tokenizer.strip()), "tokenizer", "'same' or a tokenizer reference", self.tokenizer)
         require(self.vocab_transfer in TRANSFER_METHODS, "vocab_transfer", f"one of {', '.join(TRANSFER_METHODS)}",
                 self.vocab_transfer)
+        require(self.embedding_rank >= 0, "embedding_rank", "0 (a plain embedding matrix) or a rank >= 1",
+                self.embedding_rank)
 
     def is_student(self) -> bool:
-        return self.student_layers > 0 or self.tokenizer != "same" or self.layer_selection not in LAYER_SELECTIONS
+        return (self.student_layers > 0 or self.tokenizer != "same" or self.layer_selection not in LAYER_SELECTIONS
+                or self.embedding_rank > 0)
 
 
 @dataclass
@@ -213,19 +220,29 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
     )
     mlflow.set_tags({"findistill.student_layers_from": ",".join(map(str, layers)),
                      "findistill.student_vocab_size": str(len(student_tokenizer))})
-    label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer))
+    factorised = ""
+    if spec.embedding_rank > 0:
+        with as_parameters():
+            svd = factorise_embeddings(student, spec.embedding_rank)
+        log_metrics({"embedding_svd_error": svd["embedding_svd_error"]})
+        factorised = (f"; word embeddings factorised at rank {spec.embedding_rank} "
+                      f"({svd['embedding_params_before'] / 1e6:.2f}M -> {svd['embedding_params_after'] / 1e6:.2f}M "
+                      f"parameters, relative SVD error {svd['embedding_svd_error']:.3f})")
+    label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer),
+                          spec.embedding_rank)
     name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
     mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
     how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"
     print(f"student: teacher layers {layers} of {model.config.num_hidden_layers}, vocabulary "
-          f"{len(student_tokenizer):,} ({how})")
+          f"{len(student_tokenizer):,} ({how}){factorised}")
     return student, student_tokenizer
 
 
-def student_label(depth: int, vocab_size: int | None) -> str:
-    """``s2-dom16k`` (2 layers, a 16k domain vocabulary) or ``s3-same`` (3 layers, the model's tokenizer):
-    what run names add for a student."""
-    return f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
+def student_label(depth: int, vocab_size: int | None, embedding_rank: int = 0) -> str:
+    """``s2-dom16k`` (2 layers, a 16k domain vocabulary), ``s3-same`` (3 layers, the model's tokenizer) or
+    ``s2-same-r64`` (embeddings factorised at rank 64): what run names add for a student."""
+    label = f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
+    return label + (f"-r{embedding_rank}" if embedding_rank else "")
 
 
 #: parameters that do not change what a training computes: a re-run that sets them differently still resumes

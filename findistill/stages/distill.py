@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import mlflow
 from transformers import set_seed
 
-from findistill.config import require
+from findistill.config import ConfigError, as_parameters, require
 from findistill.data.corpus import DataError, NerData, Sentence
 from findistill.data.text import word_sentences
 from findistill.evaluation.predict import check_label_compatibility
@@ -35,22 +36,26 @@ from findistill.stages.common import (
 from findistill.tracking.runs import localize, localize_model, log_metrics, stage_run
 from findistill.training.distill import LossSettings, distill_student
 from findistill.training.kd_losses import HIDDEN_LOSSES, POOLINGS
-from findistill.training.transfer_sets import select_transfer, swap_mentions
+from findistill.training.transfer_sets import select_transfer, sentence_key, swap_mentions
 
 
 @dataclass
 class Config(TrainingStageParams):
     """``distill``: train a student from ``teacher`` (a fine-tuned NER model: ``runs:/<id>/model``,
-    ``models:/<name>@<alias>`` or a folder) and evaluate it with resource metrics.
+    ``models:/<name>@<alias>`` or a folder; several, comma-separated, make an ensemble whose soft
+    targets are the mean of the members' word logits) and evaluate it with resource metrics.
 
     Student: ``student_layers`` of the layers of ``student_init`` (``teacher``: the fine-tuned
     teacher itself; or another model reference) chosen by ``layer_selection``, with ``tokenizer``
     (``same`` or a domain tokenizer, embeddings by ``vocab_transfer``). Loss: ``kd_weight`` x
     KL at ``temperature`` (x T^2) + ``ce_weight`` x gold cross-entropy + ``hidden_weight`` x
-    ``hidden_loss`` (mse/cosine) between the ``hidden_layers`` pairs + ``attention_weight`` x
+    ``hidden_loss`` (mse/cosine) between the ``hidden_layers`` pairs (uniform, kept, last or
+    ``1:2,2:4``) + ``attention_weight`` x
     attention KL (same tokenizer, ``cache_teacher=false``), all on words pooled by
-    ``word_pooling``. ``transfer_data`` (``none``, ``augment``, another NER corpus, or raw
-    text) adds ``transfer_ratio`` x (training sentences) sentences with teacher labels only.
+    ``word_pooling``. ``transfer_data`` (``none``, or comma-separated sources: ``augment``, another
+    NER corpus, raw text) adds ``transfer_ratio`` x (training sentences) sentences per source with
+    teacher labels only. Cached teacher outputs are kept in ``teacher_cache`` (``auto``: beside the
+    checkpoints, ``.findistill/teacher-outputs``, shared by every run on the same sentences).
     """
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("teacher",)  # declared without a default in MLproject
@@ -70,6 +75,7 @@ class Config(TrainingStageParams):
     transfer_data: str = "none"
     transfer_ratio: float = 1.0
     text_field: str = "text"
+    teacher_cache: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,32 +91,63 @@ class Config(TrainingStageParams):
         require(self.word_pooling in POOLINGS, "word_pooling", f"one of {', '.join(POOLINGS)}", self.word_pooling)
         require(self.transfer_ratio >= 0, "transfer_ratio", "a number >= 0 (transfer sentences per training "
                 "sentence)", self.transfer_ratio)
-        require(bool(self.transfer_data.strip()), "transfer_data",
-                "'none', 'augment', an NER corpus or a text corpus", self.transfer_data)
+        require(bool(self.transfer_data.strip()) and all(part.strip() for part in self.transfer_data.split(",")),
+                "transfer_data", "'none', or comma-separated sources: 'augment', an NER corpus or a text corpus",
+                self.transfer_data)
+        require(all(part.strip() for part in self.teacher.split(",")), "teacher",
+                "one model reference, or several separated by commas (an ensemble)", self.teacher)
+        require(bool(self.teacher_cache.strip()), "teacher_cache", "'auto' or a folder", self.teacher_cache)
         require(not (self.attention_weight > 0 and self.cache_teacher), "cache_teacher",
                 "false when attention_weight > 0 (attention maps are not cached)", self.cache_teacher)
+
+    @property
+    def teachers(self) -> list[str]:
+        """The teacher references (more than one: an ensemble)."""
+        return [part.strip() for part in self.teacher.split(",")]
 
 
 def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
     """The transfer set's sentences (words), never one of the validation/test sentences of ``data``.
 
+    Each comma-separated source of ``transfer_data`` gives ``transfer_ratio`` x (training sentences):
     ``augment``: training sentences with swapped entity mentions; an NER corpus: the words of its
     train split; anything else: raw text (:func:`findistill.data.text.word_sentences`), split into
-    words as the served model splits them.
+    words as the served model splits them. A sentence that two sources share is kept once.
     """
     train = data.splits["train"]
     n = round(config.transfer_ratio * len(train))
     if config.transfer_data == "none" or n == 0:
         return []
     held_out: list[Sentence] = data.splits.get("validation", []) + data.splits.get("test", [])
-    if config.transfer_data == "augment":
-        return select_transfer(swap_mentions(train, n, config.seed), n, config.seed, held_out)
-    source = localize(config.transfer_data)
-    candidates = word_sentences(source, text_field=config.text_field, max_lines=20 * n, seed=config.seed)
-    chosen = select_transfer(candidates, n, config.seed, held_out)
-    if not chosen:
-        raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", source)
-    return chosen
+    chosen: list[list[str]] = []
+    for source in (part.strip() for part in config.transfer_data.split(",")):
+        if source == "augment":
+            chosen += select_transfer(swap_mentions(train, n, config.seed), n, config.seed, held_out)
+            continue
+        path = localize(source)
+        candidates = word_sentences(path, text_field=config.text_field, max_lines=20 * n, seed=config.seed)
+        picked = select_transfer(candidates, n, config.seed, held_out)
+        if not picked:
+            raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", path)
+        chosen += picked
+    seen: set[str] = set()
+    unique = []
+    for words in chosen:
+        if (key := sentence_key(words)) not in seen:
+            seen.add(key)
+            unique.append(words)
+    return unique
+
+
+def teacher_cache_dir(config: Config, checkpoints: Path) -> Path:
+    """Where cached teacher outputs go: ``teacher_cache``, or for ``auto`` a folder beside the
+    checkpoint folders (``.findistill/teacher-outputs``: every run of any student on the same sentences
+    with the same teacher reads them), or the checkpoint folder itself when that was given."""
+    if config.teacher_cache != "auto":
+        return Path(config.teacher_cache)
+    if config.checkpoint_dir != "auto":
+        return checkpoints
+    return checkpoints.parent.parent / "teacher-outputs"
 
 
 def _epoch_done(metrics: dict[str, float], epoch: int, hook: Callable[[dict[str, float], int], None] | None) -> None:
@@ -127,15 +164,27 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
     them to its trial, which may stop the training by raising)."""
     device = training_device(config)
     data = load_stage_data(config)
-    teacher_dir = localize_model(config.teacher)
+    teacher_dirs = [localize_model(ref) for ref in config.teachers]
+    teacher_dir = teacher_dirs[0]
     teacher = load_token_classifier(teacher_dir, trust_remote_code=config.trust_remote_code)
     labels = model_labels(teacher)
     # the mistakes that need no training to find end here, before any run is opened
-    check_label_compatibility(labels, data.labels, f"teacher {config.teacher} vs data {config.data}")
+    check_label_compatibility(labels, data.labels, f"teacher {config.teachers[0]} vs data {config.data}")
+    members = []
+    for ref, folder in zip(config.teachers[1:], teacher_dirs[1:], strict=True):
+        member = load_token_classifier(folder, trust_remote_code=config.trust_remote_code)
+        if model_labels(member) != labels:
+            raise ConfigError(f"parameter 'teacher': ensemble member {ref} has the labels {model_labels(member)}, "
+                              f"expected the first member's {labels} (same labels, same order)")
+        members.append((member, load_tokenizer(folder, trust_remote_code=config.trust_remote_code)))
+    if members and not config.cache_teacher:
+        raise ConfigError("parameter 'cache_teacher': an ensemble teacher needs cached outputs (true)")
     n_teacher = len(layer_list(teacher))
+    kept = None
     if config.student_init == "teacher":  # another init model's depth is checked when it is loaded
-        depth = len(select_layers(n_teacher, config.student_layers, config.layer_selection))
-        map_layers(depth, n_teacher, config.hidden_layers)
+        kept = select_layers(n_teacher, config.student_layers, config.layer_selection)
+    with as_parameters():
+        map_layers(len(kept) if kept else n_teacher, n_teacher, config.hidden_layers, kept)
     transfer = load_transfer_set(config, data)
     with stage_run("distill", config, run_name="distill") as run:
         log_data(data)
@@ -153,17 +202,21 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             hidden_weight=config.hidden_weight, hidden_loss=config.hidden_loss,
             attention_weight=config.attention_weight, word_pooling=config.word_pooling,
             layer_map=map_layers(student.config.num_hidden_layers, teacher.config.num_hidden_layers,
-                                 config.hidden_layers),
+                                 config.hidden_layers, kept),
         )
+        if members:
+            mlflow.set_tag("findistill.ensemble_size", str(len(config.teachers)))
+            print(f"ensemble teacher: the mean of {len(config.teachers)} teachers' word logits")
         mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
         if transfer:
             print(f"transfer set: {len(transfer)} sentences from {config.transfer_data} (teacher labels only)")
         checkpoints = checkpoint_path(config, "distill")
         summary = distill_student(
             student, student_tokenizer, teacher, teacher_tokenizer, data.splits["train"], data.splits["validation"],
-            labels, config.settings(), losses, checkpoints, transfer=transfer, cache_teacher=config.cache_teacher,
+            labels, config.settings(), losses, checkpoints, transfer=transfer, extra_teachers=members,
+            teacher_cache=teacher_cache_dir(config, checkpoints), cache_teacher=config.cache_teacher,
             device=device, on_epoch=lambda metrics, epoch: _epoch_done(metrics, epoch, on_epoch),
         )
-        del teacher, source
+        del teacher, source, members
         finish_training(student, student_tokenizer, data, config, summary, checkpoints, device, role="student")
         return run.info.run_id

@@ -70,7 +70,7 @@ DEFAULT_SPACE = "configs/search-space.yaml"
 #: distill parameters a search space may not set: the search decides them
 NOT_SEARCHABLE = ("teacher", "data", "splits", "scheme", "validation_fraction", "test_fraction", "max_sentences",
                   "seed", "eval_split", "device", "checkpoint_dir", "keep_checkpoints", "measure_resources",
-                  "registered_model_name", "trust_remote_code", "checkpoint_steps")
+                  "registered_model_name", "trust_remote_code", "checkpoint_steps", "teacher_cache")
 #: search-only parameters: a domain vocabulary built from the train split for the trial
 VOCAB_PARAMS = ("vocab_method", "vocab_size")
 VOCAB_METHODS = ("same", *BUILD_METHODS)

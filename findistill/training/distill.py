@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -202,7 +203,7 @@ def build_examples(
 def _pad(rows: Sequence[Any], width: int, fill: float, dtype: torch.dtype) -> torch.Tensor:
     out = torch.full((len(rows), width), fill, dtype=dtype)
     for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.as_tensor(np.asarray(row), dtype=dtype)
+        out[i, : len(row)] = torch.as_tensor(np.array(row), dtype=dtype)
     return out
 
 
@@ -228,7 +229,7 @@ class DistillCollator:
             n_labels = features[0]["t_logits"].shape[-1]
             logits = torch.zeros(len(features), n_words, n_labels)
             for i, f in enumerate(features):
-                logits[i, : len(f["t_logits"])] = torch.from_numpy(np.asarray(f["t_logits"], dtype=np.float32))
+                logits[i, : len(f["t_logits"])] = torch.from_numpy(np.array(f["t_logits"], dtype=np.float32))
             batch["t_logits"] = logits
             batch["t_present"] = _pad([f["t_present"] for f in features], n_words, False, torch.bool)
             if "t_hidden" in features[0]:
@@ -308,29 +309,78 @@ def detach_projections(student: PreTrainedModel) -> None:
 def cached_word_outputs(folder: Path, sentences: Sequence[Sequence[str]], key: Sequence[str],
                         compute: Callable[[], WordOutputs]) -> WordOutputs:
     """The teacher's word outputs for ``sentences``, read from ``folder`` when an earlier process (another
-    rank, or the run that was interrupted) stored them under the same sentences and ``key``; otherwise
-    ``compute()``d and stored there (written whole, then renamed: never read half-written)."""
+    rank, another run of the same teacher on the same sentences, or the run that was interrupted) stored
+    them under the same sentences and ``key``; otherwise ``compute()``d and stored there.
+
+    They are stored as a folder of ``.npy`` arrays (written whole, then renamed: never read
+    half-written) and read memory-mapped, so a transfer set of any size stays on disk until a batch
+    reads its rows."""
     digest = hashlib.sha256("\x1f".join(key).encode())
     for words in sentences:
         digest.update(("\x1e" + "\x1f".join(words)).encode())
-    path = folder / f"teacher-outputs-{digest.hexdigest()[:16]}.npz"
-    if path.is_file():
+    path = folder / f"teacher-outputs-{digest.hexdigest()[:16]}"
+    if (path / "lengths.npy").is_file():
         print(f"teacher outputs for {len(sentences):,} sentences read from {path}")
-        with np.load(path) as stored:
-            cut = np.cumsum(stored["lengths"])[:-1]
-            hidden = np.split(stored["hidden"], cut, axis=1) if "hidden" in stored else None
-            return WordOutputs(np.split(stored["logits"], cut), hidden, np.split(stored["present"], cut))
+        return _read_outputs(path)
     outputs = compute()
     print(f"teacher outputs for {len(sentences):,} sentences computed and stored in {path}")
-    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    partial.mkdir(parents=True, exist_ok=True)
     arrays = {"logits": np.concatenate(outputs.logits), "present": np.concatenate(outputs.present),
               "lengths": np.array([len(p) for p in outputs.present])}
     if outputs.hidden is not None:
         arrays["hidden"] = np.concatenate(outputs.hidden, axis=1)
-    partial = path.with_suffix(".partial.npz")
-    np.savez(partial, **arrays)
-    os.replace(partial, path)
-    return outputs
+    for name, array in arrays.items():
+        np.save(partial / f"{name}.npy", array)
+    try:
+        os.replace(partial, path)
+    except OSError:  # another process stored the same outputs first
+        shutil.rmtree(partial, ignore_errors=True)
+    return _read_outputs(path)
+
+
+def _read_outputs(path: Path) -> WordOutputs:
+    lengths = np.load(path / "lengths.npy")
+    cut = np.cumsum(lengths)[:-1]
+    logits = np.load(path / "logits.npy", mmap_mode="r")
+    present = np.load(path / "present.npy", mmap_mode="r")
+    hidden = None
+    if (path / "hidden.npy").is_file():
+        hidden = np.split(np.load(path / "hidden.npy", mmap_mode="r"), cut, axis=1)
+    return WordOutputs(np.split(logits, cut), hidden, np.split(present, cut))
+
+
+def mean_word_outputs(members: Sequence[WordOutputs]) -> WordOutputs:
+    """An ensemble's word outputs: per word the arithmetic mean of the members' logits, present where
+    every member sees the word; hidden states are the first member's."""
+    if not members:
+        raise ValueError("mean_word_outputs: no member outputs")
+    first = members[0]
+    logits = [np.mean([np.asarray(m.logits[i]) for m in members], axis=0, dtype=np.float32)
+              for i in range(len(first.logits))]
+    present = [np.logical_and.reduce([np.asarray(m.present[i]) for m in members]) for i in range(len(first.present))]
+    return WordOutputs(logits, first.hidden, present)
+
+
+def teacher_targets(teachers: Sequence[tuple[PreTrainedModel, PreTrainedTokenizerBase]],
+                    words: Sequence[Sequence[str]], settings: TrainSettings, losses: LossSettings, cache: Path,
+                    device: str = "cpu") -> WordOutputs:
+    """The soft targets of ``words``: the word outputs of the one teacher, or the mean of an ensemble's
+    (:func:`mean_word_outputs`), each member's cached in ``cache`` under its weights' digest; hidden
+    states (the teacher layers of ``losses.layer_map``) come from the first member."""
+    precision = resolve_precision(settings.precision, device)
+    layers = [t for _, t in losses.layer_map] if losses.hidden_weight > 0 else []
+    members = []
+    for j, (model, tokenizer) in enumerate(teachers):
+        member_layers = layers if j == 0 else []
+        key = [weights_digest(model), str(settings.max_length), losses.word_pooling, precision, str(member_layers)]
+        with main_process_first(device):  # rank 0 computes, the other ranks read its file
+            members.append(cached_word_outputs(cache, words, key, lambda m=model, t=tokenizer, h=member_layers:
+                                               word_outputs(m, t, words, batch_size=64,
+                                                            max_length=settings.max_length,
+                                                            pooling=losses.word_pooling, device=device,
+                                                            hidden_layers=h, precision=precision)))
+    return members[0] if len(members) == 1 else mean_word_outputs(members)
 
 
 def distill_student(
@@ -346,6 +396,8 @@ def distill_student(
     output_dir: str | Path,
     *,
     transfer: Sequence[Sequence[str]] = (),
+    extra_teachers: Sequence[tuple[PreTrainedModel, PreTrainedTokenizerBase]] = (),
+    teacher_cache: str | Path | None = None,
     cache_teacher: bool = True,
     device: str = "cpu",
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
@@ -355,20 +407,27 @@ def distill_student(
     """Train ``student`` against ``teacher`` on ``train`` (gold labels) plus ``transfer`` (teacher only).
 
     ``labels`` is the label list of both models (same ids). The teacher runs and the student trains on
-    ``device``. Early stopping and the best epoch use the student's validation entity F1, as in
-    fine-tuning; an interrupted run resumes from the last checkpoint in ``output_dir``. Returns the
-    :func:`findistill.training.trainer.fit` summary plus ``teacher_seconds`` (time spent computing the
-    cached teacher outputs) and example counts.
+    ``device``. ``extra_teachers`` (model, tokenizer) make an ensemble with ``teacher``: the soft targets
+    are the mean of the members' word logits (:func:`mean_word_outputs`; cached outputs only), hidden-state
+    targets stay ``teacher``'s. Cached teacher outputs go to ``teacher_cache`` (default ``output_dir``),
+    where runs of other students on the same sentences find them. Early stopping and the best epoch use
+    the student's validation entity F1, as in fine-tuning; an interrupted run resumes from the last
+    checkpoint in ``output_dir``. Returns the :func:`findistill.training.trainer.fit` summary plus
+    ``teacher_seconds`` (time spent computing the cached teacher outputs) and example counts.
     """
     if losses.attention_weight > 0 and cache_teacher:
         raise ValueProblem("cache_teacher", "the attention loss needs the teacher's attention maps at "
                           "every step; set cache_teacher=false (or attention_weight=0)")
+    if extra_teachers and not cache_teacher:
+        raise ValueProblem("cache_teacher", "an ensemble teacher needs cached teacher outputs; set cache_teacher=true")
     if losses.word_pooling not in POOLINGS:
         raise ValueProblem("word_pooling", f"expected one of {', '.join(POOLINGS)}, "
                           f"got {losses.word_pooling!r}")
     set_seed(settings.seed)
     label2id = {label: i for i, label in enumerate(labels)}
     teacher.to(device).eval()
+    for member, _ in extra_teachers:
+        member.to(device).eval()
     if losses.attention_weight > 0:  # attention maps come only from the eager implementation
         for model in (student, teacher):
             model.set_attn_implementation("eager")
@@ -377,17 +436,12 @@ def distill_student(
     started = time.perf_counter()
     groups = [([s.tokens for s in train], [s.tags for s in train]), ([list(w) for w in transfer], None)]
     examples: list[dict[str, Any]] = []
-    precision = resolve_precision(settings.precision, device)
     for words, tags in groups:
         if not words:
             continue
         if cache_teacher:
-            layers = [t for _, t in losses.layer_map] if losses.hidden_weight > 0 else []
-            key = [weights_digest(teacher), str(settings.max_length), losses.word_pooling, precision, str(layers)]
-            with main_process_first(device):  # rank 0 computes, the other ranks read its file
-                targets = cached_word_outputs(Path(output_dir), words, key, lambda: word_outputs(
-                    teacher, teacher_tokenizer, words, batch_size=64, max_length=settings.max_length,
-                    pooling=losses.word_pooling, device=device, hidden_layers=layers, precision=precision))
+            targets = teacher_targets([(teacher, teacher_tokenizer), *extra_teachers], words, settings, losses,
+                                      Path(teacher_cache or output_dir), device)
             examples += build_examples(student_tokenizer, words, tags, label2id, settings.max_length, targets=targets)
         else:
             examples += build_examples(student_tokenizer, words, tags, label2id, settings.max_length,

@@ -20,6 +20,7 @@ on masks drawn once, or the hidden-state loss), stop early when it has not impro
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -268,6 +269,32 @@ def train_mlm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train:
         callbacks=trainer_callbacks(settings, on_epoch, eval_key="eval_loss" if held else None),
     )
     return {**_summary(fit(trainer, output_dir, resume=resume)), "train_examples": len(examples)}
+
+
+def warm_up_head(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
+                 settings: TrainSettings, output_dir: str | Path, *, mlm_probability: float = MLM_PROBABILITY,
+                 device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
+    """One epoch of masked-LM training on ``sentences`` that moves only the LM head's own weights (its
+    transform and output bias; a decoder tied to the input embeddings stays as it is), the encoder frozen.
+
+    A sentence encoder has no masked-LM head: a freshly initialised one makes the held-out loss and
+    pseudo-perplexity *before* adaptation meaningless. After this warm-up they measure the encoder as it
+    is, so before/after compare adaptation alone. Resumes from ``output_dir`` like :func:`train_mlm`."""
+    head = _lm_head(model)
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no masked-LM head (cls or lm_head) to warm up")
+    frozen = {id(p) for p in model.get_input_embeddings().parameters()}
+    trainable = {id(p) for p in head.parameters()} - frozen
+    before = {name: p.requires_grad for name, p in model.named_parameters()}
+    try:
+        for p in model.parameters():
+            p.requires_grad_(id(p) in trainable)
+        one_epoch = dataclasses.replace(settings, epochs=1)
+        return train_mlm(model, tokenizer, sentences, [], one_epoch, output_dir, mlm_probability=mlm_probability,
+                         device=device, progress=progress)
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(before[name])
 
 
 def general_distill(student: PreTrainedModel, student_tokenizer: PreTrainedTokenizerBase, teacher: PreTrainedModel,

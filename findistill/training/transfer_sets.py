@@ -43,10 +43,16 @@ def swap_mentions(sentences: Sequence[Sentence], n: int, seed: int) -> list[list
     return out
 
 
+def sentence_key(words: Sequence[str]) -> str:
+    """A sentence's characters without the spaces between words: the same whichever way it was split
+    into words (raw text is split by findistill, an NER corpus by its annotators)."""
+    return "".join(words)
+
+
 def select_transfer(candidates: list[list[str]], n: int, seed: int, exclude: Sequence[Sentence]) -> list[list[str]]:
     """Up to ``n`` of ``candidates`` (seeded sample), never a sentence that appears in ``exclude``
-    (the evaluation splits) and never an empty one."""
-    held_out = {" ".join(s.tokens) for s in exclude}
-    kept = [words for words in candidates if words and " ".join(words) not in held_out]
+    (the evaluation splits), however either was split into words, and never an empty one."""
+    held_out = {sentence_key(s.tokens) for s in exclude}
+    kept = [words for words in candidates if words and sentence_key(words) not in held_out]
     random.Random(seed).shuffle(kept)
     return kept[:n]

@@ -79,3 +79,14 @@ def test_map_layers():
         map_layers(2, 6, "3:6")
     with pytest.raises(ValueProblem, match="hidden_layers"):
         map_layers(2, 6, "top")
+
+
+def test_kept_layer_map_pairs_each_student_layer_with_the_layer_it_was_copied_from():
+    kept = select_layers(6, 3, "uniform")
+    assert kept == [0, 2, 4]
+    assert map_layers(3, 6, "kept", kept) == [(1, 1), (2, 3), (3, 5)]
+    assert map_layers(3, 6, "uniform") == [(1, 2), (2, 4), (3, 6)]  # what the student imitates by default
+    with pytest.raises(ValueProblem, match="student_init=teacher"):
+        map_layers(3, 6, "kept")
+    with pytest.raises(ValueProblem, match="do not fit"):
+        map_layers(2, 6, "kept", kept)

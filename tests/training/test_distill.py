@@ -1,9 +1,10 @@
 """Distillation: students by layer selection, word-level losses across tokenizers, the training loop."""
 
+import numpy as np
 import pytest
 import torch
 from conftest import LABELS, wordpiece_tokenizer
-from tiny_bert import bert_classifier
+from tiny_bert import SENTENCES, bert_classifier
 
 from findistill.config import ValueProblem
 from findistill.data.splits import load_ner_data
@@ -171,3 +172,22 @@ def test_a_narrower_student_learns_hidden_states_through_a_projection(tiny_class
     assert epochs[-1]["train_loss_hidden"] < epochs[0]["train_loss_hidden"]
     assert not hasattr(student, "findistill_projections")
     assert student.config.hidden_size == 16
+
+
+def test_ensemble_targets_are_the_mean_of_the_members_word_logits(tmp_path, packaged_tokenizer):
+    from findistill.training.distill import teacher_targets
+
+    vocab = packaged_tokenizer.vocab_size
+    members = [bert_classifier(layers=2, width=32, vocab=vocab, seed=seed) for seed in (0, 1, 2)]
+    settings = TrainSettings(max_length=32)
+    losses = LossSettings(hidden_weight=1.0, layer_map=map_layers(1, 2))
+    alone = [word_outputs(m, packaged_tokenizer, SENTENCES, max_length=32, hidden_layers=[2]) for m in members]
+    ensemble = teacher_targets([(m, packaged_tokenizer) for m in members], SENTENCES, settings, losses, tmp_path)
+    for i in range(len(SENTENCES)):
+        expected = (alone[0].logits[i] + alone[1].logits[i] + alone[2].logits[i]) / 3
+        assert np.allclose(ensemble.logits[i], expected, atol=1e-6)
+        assert not np.allclose(ensemble.logits[i], alone[0].logits[i])  # the members really differ
+        assert np.array_equal(ensemble.hidden[i], alone[0].hidden[i])  # hidden targets: the first member's
+    assert len(list(tmp_path.glob("teacher-outputs-*"))) == 3  # one cache per member
+    single = teacher_targets([(members[1], packaged_tokenizer)], SENTENCES, settings, losses, tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(single.logits, alone[1].logits, strict=True))

@@ -1,0 +1,120 @@
+"""Factorised word embeddings (ALBERT's parameterisation) initialised from a truncated SVD.
+
+A ``V x H`` word-embedding matrix ``E`` becomes ``A`` (``V x r``) followed by ``B`` (``r x H``):
+``V*H`` parameters become ``r*(V+H)``. Initialised from the SVD ``E = U S W^T`` with ``A = U_r S_r``
+and ``B = W_r^T``, the product ``AB`` is the best rank-``r`` approximation of ``E`` (Eckart-Young):
+``||E - AB||_F = sqrt(sum_{i>r} s_i^2)``, and each row moves by at most ``s_{r+1}``; at full rank it
+is exact. The student keeps the teacher's whole vocabulary, hence its segmentation and its coverage of
+rare entity names, at a fraction of the embedding parameters.
+
+A factorised model is saved as usual (``save_pretrained``, safetensors) with the rank in its config
+(:data:`RANK_KEY`); :func:`findistill.models.loading.load_token_classifier` rebuilds the module and
+loads both factors. Plain ``transformers`` loading does not know the module: use findistill's loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+from transformers import PreTrainedModel
+
+from findistill.config import ValueProblem
+
+#: config attribute holding the rank of a factorised word embedding (absent or 0: a plain matrix)
+RANK_KEY = "findistill_embedding_rank"
+
+
+class FactorisedEmbedding(nn.Module):
+    """Word embeddings ``project(embed(ids))``: a ``num_embeddings x rank`` table, then a ``rank x
+    embedding_dim`` linear map without bias."""
+
+    def __init__(self, num_embeddings: int, rank: int, embedding_dim: int, padding_idx: int | None = None):
+        super().__init__()
+        self.num_embeddings, self.rank, self.embedding_dim = num_embeddings, rank, embedding_dim
+        self.padding_idx = padding_idx
+        self.embed = nn.Embedding(num_embeddings, rank, padding_idx=padding_idx)
+        self.project = nn.Linear(rank, embedding_dim, bias=False)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.project(self.embed(input_ids))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The full ``num_embeddings x embedding_dim`` matrix the factors stand for (computed on each read)."""
+        return self.project(self.embed.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, rank={self.rank}, {self.embedding_dim}"
+
+
+def svd_factors(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(A, B, singular values)`` with ``A @ B`` the best rank-``rank`` approximation of ``matrix``
+    (``A = U_r S_r``, ``B = W_r^T``; computed in float64, returned in the matrix's dtype)."""
+    u, s, wt = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
+    a, b = u[:, :rank] * s[:rank], wt[:rank]
+    return a.to(matrix.dtype), b.to(matrix.dtype), s
+
+
+def truncation_error(singular_values: torch.Tensor, rank: int) -> float:
+    """``||E - A B||_F / ||E||_F`` of the rank-``rank`` truncation, from the singular values alone."""
+    total = float(singular_values.pow(2).sum())
+    return (float(singular_values[rank:].pow(2).sum()) / total) ** 0.5 if total > 0 else 0.0
+
+
+def factorise_embeddings(model: PreTrainedModel, rank: int) -> dict[str, float]:
+    """Replace ``model``'s input word embeddings by a rank-``rank`` :class:`FactorisedEmbedding` from
+    their truncated SVD (in place; the rank is recorded in the config). Returns the rank, the relative
+    Frobenius error of the truncation and the embedding parameters before and after."""
+    current = model.get_input_embeddings()
+    if isinstance(current, FactorisedEmbedding):
+        raise ValueProblem("embedding_rank", f"the model's embeddings are already factorised (rank {current.rank})")
+    vocab, width = current.weight.shape
+    if not 1 <= rank <= min(vocab, width):
+        raise ValueProblem("embedding_rank", f"expected 0 (no factorisation) or a rank in 1..{min(vocab, width)} "
+                           f"(the embedding matrix is {vocab} x {width}), got {rank}")
+    a, b, singular = svd_factors(current.weight, rank)
+    factorised = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None))
+    with torch.no_grad():
+        factorised.embed.weight.copy_(a)
+        factorised.project.weight.copy_(b.T)
+    model.set_input_embeddings(factorised.to(current.weight.device))
+    setattr(model.config, RANK_KEY, rank)
+    return {"embedding_rank": rank, "embedding_svd_error": truncation_error(singular, rank),
+            "embedding_params_before": vocab * width, "embedding_params_after": rank * (vocab + width)}
+
+
+def _tensor_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors"))
+
+
+def restore_factorised(model: PreTrainedModel, folder: str | Path) -> list[str]:
+    """For a model loaded from ``folder`` whose config records a factorised embedding: put the
+    :class:`FactorisedEmbedding` back and load its two factors from the folder's safetensors files.
+    Returns the checkpoint keys it consumed (none for a plain model)."""
+    rank = int(getattr(model.config, RANK_KEY, 0) or 0)
+    if rank <= 0:
+        return []
+    current = model.get_input_embeddings()
+    vocab, width = current.weight.shape
+    module = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None))
+    prefix = next(name for name, m in model.named_modules() if m is current)
+    wanted = {f"{prefix}.embed.weight": module.embed.weight, f"{prefix}.project.weight": module.project.weight}
+    found: set[str] = set()
+    for path in _tensor_files(Path(folder)):
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                # a base model saved alone has no task prefix (``bert.``): match on the suffix
+                target = next((name for name in wanted if name == key or name.endswith("." + key)), None)
+                if target is not None:
+                    with torch.no_grad():
+                        wanted[target].copy_(handle.get_tensor(key))
+                    found.add(target)
+    missing = sorted(set(wanted) - found)
+    if missing:
+        raise ValueError(f"{folder}: the config says the word embeddings are factorised (rank {rank}) but the "
+                         f"weights lack {', '.join(missing)}")
+    model.set_input_embeddings(module.to(current.weight.device, current.weight.dtype))
+    return sorted(found)

@@ -1,0 +1,76 @@
+"""Factorised (SVD) word embeddings: exact at full rank, within the Eckart-Young bound below it, and
+saved and loaded by findistill's loader."""
+
+import pytest
+import torch
+from conftest import LABELS
+from tiny_bert import bert_classifier
+
+from findistill.config import ValueProblem
+from findistill.costs.size import count_parameters
+from findistill.models.factorised import RANK_KEY, FactorisedEmbedding, factorise_embeddings, svd_factors
+from findistill.models.loading import load_token_classifier
+
+
+def _ids(vocab: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (3, 9), generator=generator)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_full_rank_reproduces_the_teacher_embeddings_and_outputs():
+    model = bert_classifier(layers=2, width=32, vocab=64)
+    original = model.get_input_embeddings().weight.detach().clone()
+    inputs = _ids(64)
+    with torch.no_grad():
+        before = model(**inputs).logits
+    report = factorise_embeddings(model, 32)  # rank = width: nothing is truncated
+    module = model.get_input_embeddings()
+    assert isinstance(module, FactorisedEmbedding) and report["embedding_svd_error"] < 1e-6
+    assert torch.allclose(module.weight, original, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs).logits, before, atol=1e-4)
+
+
+@pytest.mark.parametrize("rank", [1, 4, 16])
+def test_truncated_factors_stay_within_the_svd_error_bound(rank):
+    torch.manual_seed(3)
+    matrix = torch.randn(50, 20)
+    a, b, singular = svd_factors(matrix, rank)
+    assert a.shape == (50, rank) and b.shape == (rank, 20)
+    residual = matrix - a @ b
+    tail = singular[rank:]
+    # Eckart-Young: the Frobenius error is exactly the norm of the dropped singular values ...
+    assert float(torch.linalg.norm(residual)) == pytest.approx(float(tail.pow(2).sum().sqrt()), rel=1e-4)
+    # ... and no row moves by more than the first dropped singular value
+    assert float(residual.norm(dim=1).max()) <= float(singular[rank]) * (1 + 1e-5)
+    # any other rank-r matrix does worse: a random perturbation of the factors raises the error
+    worse = matrix - (a + 0.01 * torch.randn_like(a)) @ b
+    assert torch.linalg.norm(worse) > torch.linalg.norm(residual)
+
+
+def test_a_factorised_student_saves_and_loads_with_fewer_parameters(tmp_path):
+    model = bert_classifier(layers=2, width=32, vocab=400)
+    plain = count_parameters(model)["params_total"]
+    report = factorise_embeddings(model, 4)
+    assert report["embedding_params_after"] == 4 * (400 + 32) < report["embedding_params_before"] == 400 * 32
+    assert count_parameters(model)["params_total"] == plain - 400 * 32 + 4 * (400 + 32)
+    inputs = _ids(400)
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    loaded = load_token_classifier(str(tmp_path))
+    assert getattr(loaded.config, RANK_KEY) == 4 and isinstance(loaded.get_input_embeddings(), FactorisedEmbedding)
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, expected)
+    relabelled = load_token_classifier(str(tmp_path), LABELS[:3])  # a new head keeps the factorised embeddings
+    assert torch.equal(relabelled.get_input_embeddings().embed.weight, loaded.get_input_embeddings().embed.weight)
+
+
+def test_a_rank_beyond_the_matrix_or_a_second_factorisation_is_refused():
+    model = bert_classifier(layers=1, width=32, vocab=64)
+    with pytest.raises(ValueProblem, match="embedding_rank.*1..32"):
+        factorise_embeddings(model, 33)
+    factorise_embeddings(model, 8)
+    with pytest.raises(ValueProblem, match="already factorised"):
+        factorise_embeddings(model, 4)
