@@ -122,17 +122,17 @@ def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budge
 
 
 def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256, *, data: str | None = None,
-                  rounds: int = 3) -> dict[str, dict[str, float]]:
+                  rounds: int = 3, cache_name: str = "distill-costs.json") -> dict[str, dict[str, float]]:
     """Resource metrics of the models not yet in ``distill-costs.json``, measured side by side in one
     fresh process (``measure_saved_models``: one model at a time, ``rounds`` rounds in alternating
     order, medians) on the same sentences: the first ``max_sentences`` of the test split of ``data``,
-    by default the shared ``corpus``."""
+    by default the shared ``corpus``. Measured costs are kept in ``results/<cache_name>``."""
     sys.path.insert(0, str(REPO))
     from findistill.costs.fresh_process import measure_saved_models
     from findistill.data.splits import load_ner_data
     from findistill.tracking.runs import localize_model
 
-    cache_file = RESULTS / "distill-costs.json"
+    cache_file = RESULTS / cache_name
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     missing = {key: uri for key, uri in model_uris.items() if f"{corpus}|{uri}" not in cache}
     if missing:

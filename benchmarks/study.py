@@ -1,0 +1,565 @@
+"""The research study: which levers let a small domain student keep its teacher's quality, one command.
+
+    .venv/bin/python benchmarks/study.py --corpus finer-ord                      # teachers trained here
+    .venv/bin/python benchmarks/study.py --corpus finer-ord --teachers runs:/<a>/model,runs:/<b>/model \\
+        --dapt-teacher runs:/<c>/model --variants core --seeds 42,1,2
+    .venv/bin/python benchmarks/study.py --corpus finer-ord --collect-only        # the report from finished runs
+
+A declared matrix (:data:`VARIANTS`) of students is distilled from the corpus's teacher(s) through
+``mlflow run``, each variant over ``--seeds``, in experiment ``study-<corpus>``. A run is found again
+by a key of its stage and parameters (tag ``findistill.cache_key``): a finished run is reused, so an
+interrupted study resumes and a larger matrix adds only its new runs. The key leaves the code
+version out on purpose (a study spans commits); each run records its commit (``mlflow.source.git.commit``)
+and ``--fresh`` starts a new experiment.
+
+Teachers: ``--teachers`` lists fine-tuned teachers (the first is the one students learn from; all of
+them make the ensemble teacher), or they are fine-tuned here with ``--teacher-seeds``; ``--dapt-teacher``
+is a teacher fine-tuned after masked-LM adaptation on Reuters-21578 (adapted here when absent and a
+variant needs it). Costs are measured afterwards side by side in one fresh process (one model per
+architecture). Output: ``docs/results/<corpus>.md`` and ``.json`` and ``<corpus>-front.png``; a
+hand-written discussion in ``docs/results/<corpus>-discussion.md`` is included when present.
+
+Scale: ``--device cuda`` and a larger ``--data`` corpus need no other change; ``--transfer-lines``
+bounds how much of the unlabeled text is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stage_runs import finished_run, launch, wait_while_running  # the sibling module
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+REUTERS = SHARED / "reuters-21578"
+DOCS = REPO / "docs" / "results"
+TARGET = {"f1_ratio": 0.97, "params_ratio": 0.30, "speedup_b1": 3.0}
+#: the student budget every variant shares (the teachers': 6 epochs at 1e-4, patience 2)
+BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``, embedding
+    ``rank``) trained by ``distill`` with ``params`` from ``teacher`` (``primary``, ``ensemble`` or
+    ``dapt``); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's lever."""
+
+    description: str
+    layers: int
+    vocab: str = "same"
+    rank: int = 0
+    teacher: str = "primary"
+    params: dict[str, str] = field(default_factory=dict)
+    baseline: str = ""
+    lever: str = ""
+
+
+REUTERS_X = {"transfer_data": str(REUTERS), "transfer_ratio": "1"}
+VARIANTS: dict[str, Variant] = {
+    # references: the plain domain-vocabulary KD student, and the same depth with the teacher's vocabulary
+    "s2-dom8k-kd": Variant("2 layers, domain vocabulary 8k (trim), KD", 2, "trim8k"),
+    "s2-same-kd": Variant("2 layers, teacher vocabulary, KD", 2, baseline="s2-dom8k-kd", lever="5"),
+    # 5: the teacher's vocabulary at a fraction of the parameters
+    "s2-r64-kd": Variant("2 layers, teacher vocabulary factorised r=64, KD", 2, rank=64,
+                         baseline="s2-dom8k-kd", lever="5"),
+    "s2-r128-kd": Variant("2 layers, teacher vocabulary factorised r=128, KD", 2, rank=128,
+                          baseline="s2-dom8k-kd", lever="5"),
+    "s2-dom8k-r64-kd": Variant("2 layers, domain vocabulary 8k factorised r=64, KD", 2, "trim8k", rank=64,
+                               baseline="s2-dom8k-kd", lever="5"),
+    # 2: teacher labels on unlabeled news
+    "s2-r64-reuters1": Variant("2 layers, r=64, KD + Reuters transfer set x1", 2, rank=64, params=REUTERS_X,
+                               baseline="s2-r64-kd", lever="2"),
+    "s2-r64-reuters2": Variant("2 layers, r=64, KD + Reuters transfer set x2", 2, rank=64,
+                               params={**REUTERS_X, "transfer_ratio": "2"}, baseline="s2-r64-kd", lever="2"),
+    "s2-r64-reuters4": Variant("2 layers, r=64, KD + Reuters transfer set x4", 2, rank=64,
+                               params={**REUTERS_X, "transfer_ratio": "4"}, baseline="s2-r64-kd", lever="2"),
+    "s2-r64-mix": Variant("2 layers, r=64, KD + Reuters x1 + augmented x1", 2, rank=64,
+                          params={"transfer_data": f"augment,{REUTERS}", "transfer_ratio": "1"},
+                          baseline="s2-r64-kd", lever="2"),
+    "s2-dom8k-reuters1": Variant("2 layers, domain vocabulary 8k, KD + Reuters transfer set x1", 2, "trim8k",
+                                 params=REUTERS_X, baseline="s2-dom8k-kd", lever="2"),
+    # 1: a stronger teacher signal
+    "s2-r64-ensemble": Variant("2 layers, r=64, KD from the ensemble of the teachers", 2, rank=64,
+                               teacher="ensemble", baseline="s2-r64-kd", lever="1"),
+    # 3: the teacher adapted on Reuters-21578 before fine-tuning
+    "s2-r64-dapt": Variant("2 layers, r=64, KD from the Reuters-adapted teacher", 2, rank=64, teacher="dapt",
+                           baseline="s2-r64-kd", lever="3"),
+    # 4: hidden-state KD, with the layer map of the cut and with the default one
+    "s2-r64-hidden-kept": Variant("2 layers, r=64, KD + hidden MSE, layer map kept (1:1, 2:4)", 2, rank=64,
+                                  params={"hidden_weight": "1", "hidden_layers": "kept"},
+                                  baseline="s2-r64-kd", lever="4"),
+    "s2-r64-hidden-uniform": Variant("2 layers, r=64, KD + hidden MSE, layer map uniform (1:3, 2:6)", 2, rank=64,
+                                     params={"hidden_weight": "1", "hidden_layers": "uniform"},
+                                     baseline="s2-r64-kd", lever="4"),
+    # 6: a vocabulary chosen for coverage (trimmed on the train split plus Reuters-21578)
+    "s2-cov8k-kd": Variant("2 layers, coverage vocabulary 8k (trim on train + Reuters), KD", 2, "cov8k",
+                           baseline="s2-dom8k-kd", lever="6"),
+    "s2-dom8k-pvt": Variant("2 layers, domain vocabulary 8k, PVT embeddings, KD", 2, "trim8k",
+                            params={"vocab_transfer": "pvt"}, baseline="s2-dom8k-kd", lever="6"),
+    # depth: the speed the target asks for
+    "s1-r64-reuters1": Variant("1 layer, r=64, KD + Reuters transfer set x1", 1, rank=64, params=REUTERS_X,
+                               baseline="s2-r64-reuters1", lever="depth"),
+    "s3-r64-reuters1": Variant("3 layers, r=64, KD + Reuters transfer set x1", 3, rank=64, params=REUTERS_X,
+                               baseline="s2-r64-reuters1", lever="depth"),
+}
+#: named selections of the matrix (``--variants``); ``all`` is every variant
+SELECTIONS = {
+    "core": "s2-dom8k-kd,s2-r64-kd,s2-r64-reuters1",
+    "levers": "s2-same-kd,s2-r128-kd,s2-dom8k-r64-kd,s2-r64-ensemble,s2-r64-hidden-kept,s2-r64-hidden-uniform,"
+              "s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,s2-r64-mix,s1-r64-reuters1",
+    "curve": "s2-r64-reuters2,s2-r64-reuters4",
+}
+
+
+def _client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def study_key(entry: str, params: dict[str, str]) -> str:
+    """The key a study run is found by: its stage and parameters (not the code version)."""
+    text = json.dumps({"entry": entry, "params": params}, sort_keys=True)
+    return "study-" + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def run_stage(entry: str, experiment: str, name: str, params: dict[str, str], *, reuse_only: bool = False,
+              device: str = "auto") -> str:
+    """A finished run of ``entry`` with ``params`` (reused, or launched through ``mlflow run``); its id."""
+    params = {**params, "device": device} if entry != "train_tokenizer" else params
+    key = study_key(entry, params)
+    if not reuse_only:
+        wait_while_running(experiment, key)
+    done = finished_run(experiment, key)
+    if done is not None:
+        return done.info.run_id
+    if reuse_only:
+        raise LookupError(f"{experiment}/{name}: no finished run (run the study without --collect-only)")
+    log = REPO / "benchmarks" / "results" / "logs" / f"{experiment}-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[run] {experiment}/{name} (log: {log.relative_to(REPO)})", flush=True)
+    started = time.perf_counter()
+    run_id = launch(entry, experiment, name, params, key, log=log)
+    print(f"[done] {experiment}/{name} in {time.perf_counter() - started:.0f} s", flush=True)
+    return run_id
+
+
+def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
+    """Teacher model URIs (``teacher-0``... and ``dapt``), the ensemble's evaluation run and the domain
+    tokenizers the chosen variants need."""
+    experiment, data = args.experiment, args.data
+    refs: dict[str, str] = {}
+    teachers = [t for t in args.teachers.split(",") if t] if args.teachers else []
+    if not teachers:
+        for seed in args.teacher_seeds.split(","):
+            run_id = run_stage("finetune", experiment, f"teacher-s{seed}", {
+                "data": data, "seed": seed, "epochs": "6", "learning_rate": "1e-4", "patience": "2",
+                "measure_resources": "false"}, reuse_only=args.collect_only, device=args.device)
+            teachers.append(f"runs:/{run_id}/model")
+    for i, uri in enumerate(teachers):
+        refs[f"teacher-{i}"] = uri
+    if len(teachers) > 1:
+        refs["ensemble-eval"] = run_stage("evaluate", experiment, "teacher-ensemble-eval", {
+            "data": data, "model": ",".join(teachers), "measure_resources": "false"},
+            reuse_only=args.collect_only, device=args.device)
+    if any(VARIANTS[v].teacher == "dapt" for v in variants):
+        refs["dapt"] = args.dapt_teacher or dapt_teacher(args)
+    vocabularies = {VARIANTS[v].vocab for v in variants} - {"same"}
+    for vocab in sorted(vocabularies):
+        params = {"data": data, "method": "trim", "vocab_size": "8000"}
+        if vocab == "cov8k":
+            params.update(text_data=str(REUTERS), max_text_lines=str(args.transfer_lines))
+        run_id = run_stage("train_tokenizer", experiment, f"tokenizer-{vocab}", params, reuse_only=args.collect_only)
+        refs[f"tokenizer-{vocab}"] = f"runs:/{run_id}/tokenizer"
+    return refs
+
+
+def dapt_teacher(args: argparse.Namespace) -> str:
+    """The packaged teacher adapted on Reuters-21578 (head warmed up first), then fine-tuned (seed 42)."""
+    adapted = run_stage("adapt", args.experiment, "adapt-teacher-reuters", {
+        "data": args.data, "text_data": str(REUTERS), "max_text_lines": "8000", "head_warmup_sentences": "2000",
+        "epochs": "1", "batch_size": "32", "max_length": "128", "seed": "42"},
+        reuse_only=args.collect_only, device=args.device)
+    run_id = run_stage("finetune", args.experiment, "teacher-dapt-s42", {
+        "data": args.data, "model": f"runs:/{adapted}/model", "seed": "42", "epochs": "6", "learning_rate": "1e-4",
+        "patience": "2", "measure_resources": "false"}, reuse_only=args.collect_only, device=args.device)
+    return f"runs:/{run_id}/model"
+
+
+def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace) -> dict[str, str]:
+    variant = VARIANTS[key]
+    teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
+    teacher = {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": refs.get("dapt", "")}[variant.teacher]
+    params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
+              "measure_resources": "false", **BUDGET, **variant.params}
+    if variant.vocab != "same":
+        params["tokenizer"] = refs[f"tokenizer-{variant.vocab}"]
+    if variant.rank:
+        params["embedding_rank"] = str(variant.rank)
+    return params
+
+
+def entity_counts(gold: list[list[str]], predicted: list[list[str]]) -> np.ndarray:
+    """Per sentence: [true positives, predicted entities, gold entities] under strict IOB2."""
+    from seqeval.scheme import IOB2, Entities
+
+    gold_entities = Entities(gold, IOB2).entities
+    predicted_entities = Entities(predicted, IOB2).entities
+    counts = np.zeros((len(gold), 3))
+    for i, (g, p) in enumerate(zip(gold_entities, predicted_entities, strict=True)):
+        g_set, p_set = {e.to_tuple() for e in g}, {e.to_tuple() for e in p}
+        counts[i] = (len(g_set & p_set), len(p_set), len(g_set))
+    return counts
+
+
+def micro_f1(counts: np.ndarray) -> float:
+    tp, predicted, gold = counts.sum(axis=0)
+    return 2 * tp / (predicted + gold) if predicted + gold else 0.0
+
+
+def run_counts(run_id: str, split: str = "test") -> np.ndarray:
+    """Per-sentence entity counts of a run's logged predictions (``evaluation/<split>_predictions.conll``)."""
+    import mlflow
+
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/evaluation/{split}_predictions.conll")
+    gold, predicted = [], []
+    for block in text.strip("\n").split("\n\n"):
+        rows = [line.split("\t") for line in block.split("\n") if line]
+        gold.append([r[1] for r in rows])
+        predicted.append([r[2] for r in rows])
+    return entity_counts(gold, predicted)
+
+
+def paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], rounds: int = 2000, seed: int = 0) -> dict:
+    """Paired bootstrap over test sentences (Koehn 2004; Berg-Kirkpatrick et al. 2012): ``a`` and ``b`` hold
+    one per-sentence count array per seed, the seeds paired. Each round resamples the sentences once
+    and scores both systems on that sample, every seed's predictions pooled. Returns the F1 difference
+    a - b, its 95% interval and the one-sided p-value of 'a is not better than b'."""
+    rng = np.random.default_rng(seed)
+    a_all, b_all = np.stack(a), np.stack(b)  # [seeds, sentences, 3]
+    n = a_all.shape[1]
+    observed = micro_f1(a_all.reshape(-1, 3)) - micro_f1(b_all.reshape(-1, 3))
+    diffs = np.empty(rounds)
+    for r in range(rounds):
+        pick = rng.integers(0, n, n)
+        diffs[r] = micro_f1(a_all[:, pick].reshape(-1, 3)) - micro_f1(b_all[:, pick].reshape(-1, 3))
+    return {"diff": float(observed), "low": float(np.percentile(diffs, 2.5)), "high": float(np.percentile(diffs, 97.5)),
+            "p_not_better": float((diffs <= 0).mean())}
+
+
+def paired_t(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of a paired t-test across seeds (None with fewer than 2 pairs or no spread)."""
+    from scipy import stats
+
+    if len(a) < 2:
+        return None
+    differences = np.subtract(a, b)
+    if np.allclose(differences, differences[0]):
+        return None
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str], seeds: list[int]) -> dict:
+    """The finished runs, their scores and the per-sentence counts for the comparisons."""
+    import mlflow
+
+    result: dict = {"corpus": args.corpus, "data": args.data, "refs": refs, "teachers": {}, "variants": {}}
+    for key in sorted(k for k in refs if k.startswith("teacher-") or k == "dapt"):
+        run = mlflow.get_run(refs[key].split("/")[1])
+        result["teachers"][key] = {"uri": refs[key], "run": run.info.run_id, "test_f1": run.data.metrics["test_f1"],
+                                   "best_val_f1": run.data.metrics.get("best_val_f1")}
+    if "ensemble-eval" in refs:
+        run = mlflow.get_run(refs["ensemble-eval"])
+        result["teachers"]["ensemble"] = {"uri": run.data.params["model"], "run": run.info.run_id,
+                                          "test_f1": run.data.metrics["test_f1"]}
+    counts: dict[str, dict[str, np.ndarray]] = {}
+    for key in variants:
+        runs = {}
+        for seed in seeds:
+            found = finished_run(args.experiment, study_key("distill", {**variant_params(key, refs, seed, args),
+                                                                         "device": args.device}))
+            if found is not None:
+                runs[str(seed)] = found
+        if not runs:
+            continue
+        counts[key] = {seed: run_counts(run.info.run_id) for seed, run in runs.items()}
+        for seed, run in runs.items():  # the pooled counts reproduce the logged score
+            assert abs(micro_f1(counts[key][seed]) - run.data.metrics["test_f1"]) < 1e-9, (key, seed)
+        result["variants"][key] = {
+            "description": VARIANTS[key].description, "lever": VARIANTS[key].lever,
+            "baseline": VARIANTS[key].baseline,
+            "runs": {seed: run.info.run_id for seed, run in runs.items()},
+            "test_f1": {seed: run.data.metrics["test_f1"] for seed, run in runs.items()},
+            "best_val_f1": {seed: run.data.metrics.get("best_val_f1") for seed, run in runs.items()},
+            "train_seconds": {seed: run.data.metrics.get("train_seconds") for seed, run in runs.items()},
+            "params_total": next(iter(runs.values())).data.metrics.get("params_total"),
+            "commit": next(iter(runs.values())).data.tags.get("mlflow.source.git.commit", "")[:10],
+        }
+    result["_counts"] = counts
+    return result
+
+
+def compare(result: dict) -> None:
+    """Each variant against its baseline on the seeds both have: mean gain, paired t-test, paired bootstrap."""
+    counts = result.pop("_counts")
+    for key, row in result["variants"].items():
+        base = row["baseline"]
+        if not base or base not in result["variants"]:
+            continue
+        seeds = sorted(set(row["test_f1"]) & set(result["variants"][base]["test_f1"]))
+        if not seeds:
+            continue
+        a = [row["test_f1"][s] for s in seeds]
+        b = [result["variants"][base]["test_f1"][s] for s in seeds]
+        row["vs_baseline"] = {"seeds": seeds, "gain": float(np.mean(a) - np.mean(b)), "t_p": paired_t(a, b),
+                              "bootstrap": paired_bootstrap([counts[key][s] for s in seeds],
+                                                            [counts[base][s] for s in seeds])}
+
+
+def measure(result: dict, corpus_data: str) -> None:
+    """Resource costs, side by side in one fresh process: the primary teacher and one model per architecture."""
+    sys.path.insert(0, str(REPO))
+    from distill import measure_costs
+
+    models = {"teacher": result["refs"]["teacher-0"]}
+    architecture: dict[str, str] = {}
+    for key, row in result["variants"].items():
+        v = VARIANTS[key]
+        shape = (v.layers, v.vocab, v.rank)
+        owner = next((k for k in architecture.values() if (VARIANTS[k].layers, VARIANTS[k].vocab, VARIANTS[k].rank)
+                      == shape), key)
+        architecture[key] = owner
+        if owner == key:
+            models[key] = f"runs:/{next(iter(row['runs'].values()))}/model"
+    costs = measure_costs(result["corpus"], models, data=corpus_data, cache_name="study-costs.json")
+    result["costs"] = {"teacher": costs["teacher"]}
+    teacher = costs["teacher"]
+    teacher_f1 = result["teachers"]["teacher-0"]["test_f1"]
+    for key, row in result["variants"].items():
+        cost = costs[architecture[key]]
+        f1s = list(row["test_f1"].values())
+        row.update(f1_mean=float(np.mean(f1s)), f1_sd=float(np.std(f1s, ddof=1)) if len(f1s) > 1 else 0.0,
+                   cost=cost, f1_ratio=float(np.mean(f1s)) / teacher_f1,
+                   params_ratio=cost["params_total"] / teacher["params_total"],
+                   speedup_b1=teacher["latency_cpu_b1_ms_p50"] / cost["latency_cpu_b1_ms_p50"],
+                   speedup_b32=teacher["latency_cpu_b32_ms_p50"] / cost["latency_cpu_b32_ms_p50"])
+        row["meets_target"] = (row["f1_ratio"] >= TARGET["f1_ratio"] and row["params_ratio"] <= TARGET["params_ratio"]
+                               and row["speedup_b1"] >= TARGET["speedup_b1"])
+
+
+def tokenization(result: dict, data: str) -> dict[str, dict[str, float]]:
+    """Sub-tokens per word and unknown-token rate of each vocabulary on the test split, and per entity word."""
+    sys.path.insert(0, str(REPO))
+    from findistill.data.splits import load_ner_data
+    from findistill.stages.common import load_tokenizer_ref
+
+    test = load_ner_data(data).splits["test"]
+    vocabularies = {"teacher (30,522)": result["refs"]["teacher-0"]}
+    vocabularies.update({k.split("-", 1)[1]: v for k, v in result["refs"].items() if k.startswith("tokenizer-")})
+    out = {}
+    for name, ref in vocabularies.items():
+        tokenizer = load_tokenizer_ref(ref)
+        pieces = entity_pieces = entity_words = unknown = words = 0
+        for sentence in test:
+            encoded = tokenizer(sentence.tokens, is_split_into_words=True, add_special_tokens=False)
+            ids = encoded["input_ids"]
+            word_ids = encoded.word_ids()
+            unknown += sum(i == tokenizer.unk_token_id for i in ids)
+            pieces += len(ids)
+            words += len(sentence.tokens)
+            for w, tag in enumerate(sentence.tags):
+                if tag != "O":
+                    entity_words += 1
+                    entity_pieces += sum(1 for x in word_ids if x == w)
+        out[name] = {"vocabulary": len(tokenizer), "pieces_per_word": pieces / words,
+                     "pieces_per_entity_word": entity_pieces / max(entity_words, 1), "unk_rate": unknown / pieces}
+    return out
+
+
+def pareto(rows: list[tuple[str, float, float]]) -> list[str]:
+    """Keys on the front of (cost, F1): no other row is at most as costly and strictly better, or cheaper and
+    at least as good."""
+    front = []
+    for key, cost, f1 in rows:
+        if not any((c <= cost and f > f1) or (c < cost and f >= f1) for k, c, f in rows if k != key):
+            front.append(key)
+    return front
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    teacher = result["costs"]["teacher"]
+    teacher_f1 = result["teachers"]["teacher-0"]["test_f1"]
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, cost_key, label, scale in ((axes[0], "params_total", "parameters (millions)", 1e-6),
+                                       (axes[1], "latency_cpu_b1_ms_p50", "CPU latency, batch 1, p50 (ms)", 1.0)):
+        for key, row in result["variants"].items():
+            f1s = list(row["test_f1"].values())
+            ax.errorbar(row["cost"][cost_key] * scale, row["f1_mean"], yerr=row["f1_sd"] if len(f1s) > 1 else None,
+                        fmt="o", capsize=3)
+            ax.annotate(key, (row["cost"][cost_key] * scale, row["f1_mean"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        ax.scatter([teacher[cost_key] * scale], [teacher_f1], marker="*", s=200, color="black", label="teacher")
+        ax.axhline(TARGET["f1_ratio"] * teacher_f1, color="grey", linestyle="--", linewidth=0.8,
+                   label=f"{TARGET['f1_ratio']:.0%} of the teacher")
+        if cost_key == "params_total":
+            ax.axvline(TARGET["params_ratio"] * teacher[cost_key] * scale, color="grey", linestyle=":",
+                       linewidth=0.8, label=f"{TARGET['params_ratio']:.0%} of its parameters")
+        else:
+            ax.axvline(teacher[cost_key] / TARGET["speedup_b1"], color="grey", linestyle=":", linewidth=0.8,
+                       label=f"{TARGET['speedup_b1']:.0f}x its speed")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test entity F1 (mean over seeds, bar: sd)")
+        ax.legend(fontsize=8)
+    figure.suptitle(f"{result['corpus']}: students against the teacher")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _f(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(result: dict, command: str, hours: float) -> str:
+    teacher = result["costs"]["teacher"]
+    t0 = result["teachers"]["teacher-0"]
+    lines = [f"# Study: {result['corpus']}", "",
+             f"Generated by `benchmarks/study.py` at commit `{result['commit']}` on {result['date']}:", "",
+             f"    {command}", "",
+             f"Data: `{result['data']}`. Students distil from teacher `{t0['uri']}` (test F1 {t0['test_f1']:.4f}); "
+             f"budget per student: {BUDGET['epochs']} epochs at {BUDGET['learning_rate']}, patience "
+             f"{BUDGET['patience']}, max_length 256, 2 CPU threads. Wall time of the runs in this report: "
+             f"{hours:.1f} h of training on this 2-core machine. Selection is on validation only; every F1 "
+             "below is on the test split, which nothing was tuned on. Every number links to an MLflow run in "
+             "`benchmarks/results/study.db` (ids in the `.json` beside this file).", "",
+             f"Target: at least {TARGET['f1_ratio']:.0%} of the teacher's test F1 with at most "
+             f"{TARGET['params_ratio']:.0%} of its parameters and at least {TARGET['speedup_b1']:.0f}x its CPU speed "
+             "at batch 1, mean of 3 seeds.", "", "## Teachers", "",
+             "| teacher | test F1 | best val F1 | run |", "|---|---:|---:|---|"]
+    for key, row in result["teachers"].items():
+        lines.append(f"| {key} | {row['test_f1']:.4f} | {_f(row.get('best_val_f1'))} | `{row['run']}` |")
+    single = [row["test_f1"] for key, row in result["teachers"].items() if key.startswith("teacher-")]
+    if len(single) > 1:
+        lines += ["", f"Single teachers: {np.mean(single):.4f} ± {np.std(single, ddof=1):.4f} (mean ± sd over "
+                  f"{len(single)} seeds)."]
+    lines += ["", "## Students", "",
+              "| variant | lever | seeds | test F1 mean ± sd | per seed | vs teacher | params | vs teacher | "
+              "CPU b1 ms | b1 speed-up | b32 speed-up | target |",
+              "|---|:-:|:-:|---|---|---:|---:|---:|---:|---:|---:|:-:|",
+              f"| teacher (6 layers) | | | {t0['test_f1']:.4f} | | 100% | {teacher['params_total'] / 1e6:.2f}M | "
+              f"100% | {teacher['latency_cpu_b1_ms_p50']:.1f} | 1.0x | 1.0x | |"]
+    for key, row in result["variants"].items():
+        per_seed = ", ".join(f"{v:.3f}" for v in row["test_f1"].values())
+        lines.append(
+            f"| {row['description']} (`{key}`) | {row['lever']} | {len(row['test_f1'])} | {row['f1_mean']:.4f} ± "
+            f"{row['f1_sd']:.4f} | {per_seed} | {row['f1_ratio']:.1%} | {row['cost']['params_total'] / 1e6:.2f}M | "
+            f"{row['params_ratio']:.0%} | {row['cost']['latency_cpu_b1_ms_p50']:.1f} | {row['speedup_b1']:.1f}x | "
+            f"{row['speedup_b32']:.1f}x | {'yes' if row['meets_target'] else 'no'} |")
+    lines += ["", "Costs measured side by side in one fresh process (first 256 test sentences, max_length 256, "
+              f"{teacher.get('cpu_threads', 0):.0f} threads, three rounds in alternating order, medians).", "",
+              "## Each lever against its baseline", "",
+              "Gain: mean test F1 difference on the seeds both have. t-test: paired across seeds (two-sided; "
+              "needs 2+ seeds). Bootstrap: paired over test sentences, 2,000 resamples, every seed's predictions "
+              "pooled; 95% interval of the difference and p = P(difference <= 0).", "",
+              "| variant | baseline | seeds | gain (F1 points) | t-test p | bootstrap 95% interval | bootstrap p |",
+              "|---|---|:-:|---:|---:|---|---:|"]
+    for key, row in result["variants"].items():
+        cmp = row.get("vs_baseline")
+        if not cmp:
+            continue
+        boot = cmp["bootstrap"]
+        lines.append(f"| `{key}` | `{row['baseline']}` | {','.join(cmp['seeds'])} | {100 * cmp['gain']:+.2f} | "
+                     f"{_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
+                     f"{boot['p_not_better']:.3f} |")
+    front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in result["variants"].items()])
+    front_b1 = pareto([(k, r["cost"]["latency_cpu_b1_ms_p50"], r["f1_mean"]) for k, r in result["variants"].items()])
+    lines += ["", "## Pareto front", "",
+              f"Parameters vs F1: {', '.join(f'`{k}`' for k in front)}.  ",
+              f"Batch-1 latency vs F1: {', '.join(f'`{k}`' for k in front_b1)}.", "",
+              f"![quality against cost]({result['corpus']}-front.png)", "",
+              "## Tokenization of the test split", "",
+              "| vocabulary | entries | sub-tokens per word | per entity word | unknown rate |", "|---|---:|---:|---:|---:|"]
+    for name, row in result["tokenization"].items():
+        lines.append(f"| {name} | {row['vocabulary']:,} | {row['pieces_per_word']:.3f} | "
+                     f"{row['pieces_per_entity_word']:.3f} | {row['unk_rate']:.2%} |")
+    discussion = DOCS / f"{result['corpus']}-discussion.md"
+    if discussion.exists():
+        lines += ["", discussion.read_text().strip()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="finer-ord", help="a corpus of ../shared/data, or a name for --data")
+    parser.add_argument("--data", default="", help="the corpus path (default ../shared/data/<corpus>)")
+    parser.add_argument("--teachers", default="", help="fine-tuned teachers, comma-separated (first: primary)")
+    parser.add_argument("--teacher-seeds", default="42,1,2", help="seeds of the teachers fine-tuned here")
+    parser.add_argument("--dapt-teacher", default="", help="a teacher fine-tuned after adaptation on Reuters-21578")
+    parser.add_argument("--variants", default="core,levers", help=f"variants or selections ({', '.join(SELECTIONS)}, "
+                        "all), comma-separated")
+    parser.add_argument("--seeds", default="42,1,2")
+    parser.add_argument("--lever-seeds", default="", help="seeds for the variants outside 'core' (default --seeds)")
+    parser.add_argument("--transfer-lines", type=int, default=20000, help="lines of Reuters-21578 a vocabulary reads")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--experiment", default="", help="default study-<corpus>")
+    parser.add_argument("--fresh", action="store_true", help="a new experiment (study-<corpus>-<time>)")
+    parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--skip-report", action="store_true", help="run the matrix, write nothing")
+    args = parser.parse_args()
+    args.data = args.data or str(SHARED / args.corpus)
+    args.experiment = args.experiment or f"study-{args.corpus}" + (f"-{int(time.time())}" if args.fresh else "")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'benchmarks' / 'results' / 'study.db'}")
+    chosen: list[str] = []
+    for name in args.variants.split(","):
+        names = list(VARIANTS) if name == "all" else SELECTIONS.get(name, name).split(",")
+        chosen += [n for n in names if n and n not in chosen]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    lever_seeds = [int(s) for s in args.lever_seeds.split(",")] if args.lever_seeds else seeds
+    core = SELECTIONS["core"].split(",")
+    refs = prepare(args, chosen)
+    if not args.collect_only:
+        jobs = [(key, seed) for key in chosen if key in core for seed in seeds]
+        jobs += [(key, seed) for seed in lever_seeds for key in chosen if key not in core]
+        for key, seed in jobs:
+            run_stage("distill", args.experiment, f"{key}-s{seed}", variant_params(key, refs, seed, args),
+                      device=args.device)
+    if args.skip_report:
+        return
+    result = collect(args, refs, chosen, sorted(set(seeds) | set(lever_seeds)))
+    compare(result)
+    measure(result, args.data)
+    result["tokenization"] = tokenization(result, args.data)
+    result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                      text=True).stdout.strip()
+    result["date"] = time.strftime("%Y-%m-%d")
+    hours = sum(v or 0 for row in result["variants"].values() for v in row["train_seconds"].values()) / 3600
+    DOCS.mkdir(parents=True, exist_ok=True)
+    plot(result, DOCS / f"{args.corpus}-front.png")
+    command = "MLFLOW_TRACKING_URI=sqlite:///benchmarks/results/study.db .venv/bin/python benchmarks/study.py " + \
+        " ".join(sys.argv[1:])
+    (DOCS / f"{args.corpus}.json").write_text(json.dumps(result, indent=1, default=str))
+    (DOCS / f"{args.corpus}.md").write_text(markdown(result, command, hours))
+    print((DOCS / f"{args.corpus}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
