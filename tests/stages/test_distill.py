@@ -51,3 +51,51 @@ def test_transfer_set_from_several_sources_draws_from_each_and_never_holds_evalu
     train = {" ".join(s.tokens) for s in data.splits["train"][:5]}
     assert 0 < sum(j in train for j in joined) <= 5  # the corpus gave what it had outside the evaluation
     assert len(joined) > n + 5  # and 'augment' gave its share too
+
+
+def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_and_the_kept_layer_map(
+        mlflow_store, tmp_path, tiny_classifier, capsys):
+    import mlflow
+
+    from findistill.config import parse_params
+    from findistill.models.factorised import FactorisedEmbedding
+    from findistill.models.loading import load_token_classifier
+    from findistill.stages import distill
+    from findistill.tracking.runs import localize_model
+
+    model, tokenizer = tiny_classifier
+    folders = []
+    for name, seed in (("a", 0), ("b", 1)):  # two teachers that differ
+        import torch
+
+        torch.manual_seed(seed)
+        member = load_token_classifier(str(_save(model, tokenizer, tmp_path / "base")), None)
+        member.classifier.reset_parameters()
+        folders.append(_save(member, tokenizer, tmp_path / name))
+    text = tmp_path / "news.txt"
+    text.write_text("\n".join(f"Fund {i} bought shares of Company {i} in London ." for i in range(50)) + "\n")
+    params = {"teacher": ",".join(map(str, folders)), "data": "sample", "max_sentences": "40", "epochs": "1",
+              "batch_size": "8", "max_length": "64", "student_layers": "2", "embedding_rank": "8",
+              "hidden_weight": "1", "hidden_layers": "kept", "transfer_data": f"augment,{text}",
+              "transfer_ratio": "0.5", "measure_resources": "false"}
+    run = mlflow.get_run(distill.run(parse_params(distill.Config, params)))
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["findistill.ensemble_size"] == "2" and run.data.tags["findistill.layer_map"] == "1:1,2:2"
+    assert run.data.metrics["transfer_sentences"] == 2 * round(0.5 * 40)  # both sources gave their share
+    assert 0 < run.data.metrics["embedding_svd_error"] < 1
+    student = load_token_classifier(localize_model(f"runs:/{run.info.run_id}/model"))
+    assert isinstance(student.get_input_embeddings(), FactorisedEmbedding)
+    assert run.data.metrics["params_total"] == sum(p.numel() for p in student.parameters())
+    # the teachers' outputs on the same sentences are cached once, beside the checkpoints, for any later run
+    assert "computed and stored" in capsys.readouterr().out
+    distill.run(parse_params(distill.Config, {**params, "student_layers": "1", "hidden_layers": "uniform"}))
+    out = capsys.readouterr().out
+    # the second member's outputs (logits only) are read for both sets; the first member's are computed again,
+    # because its hidden-state layers differ (kept 1:1,2:2 before, uniform 1:2 now)
+    assert out.count("read from .findistill/teacher-outputs") == 2 and out.count("computed and stored") == 2
+
+
+def _save(model, tokenizer, folder):
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
