@@ -350,7 +350,7 @@ def measure(result: dict, corpus_data: str) -> None:
         cost = costs[architecture[key]]
         f1s = list(row["test_f1"].values())
         row.update(f1_mean=float(np.mean(f1s)), f1_sd=float(np.std(f1s, ddof=1)) if len(f1s) > 1 else 0.0,
-                   cost=cost, f1_ratio=float(np.mean(f1s)) / teacher_f1,
+                   cost=cost, f1_ratio=float(np.mean(f1s)) / teacher_f1 if teacher_f1 else float("nan"),
                    params_ratio=cost["params_total"] / teacher["params_total"],
                    speedup_b1=teacher["latency_cpu_b1_ms_p50"] / cost["latency_cpu_b1_ms_p50"],
                    speedup_b32=teacher["latency_cpu_b32_ms_p50"] / cost["latency_cpu_b32_ms_p50"])
@@ -514,6 +514,7 @@ def main() -> None:
     parser.add_argument("--variants", default="core,levers", help=f"variants or selections ({', '.join(SELECTIONS)}, "
                         "all), comma-separated")
     parser.add_argument("--seeds", default="42,1,2")
+    parser.add_argument("--epochs", default=BUDGET["epochs"], help="student epochs (the budget; default 6)")
     parser.add_argument("--lever-seeds", default="", help="seeds for the variants outside 'core' (default --seeds)")
     parser.add_argument("--transfer-lines", type=int, default=20000, help="lines of Reuters-21578 a vocabulary reads")
     parser.add_argument("--device", default="auto")
@@ -523,8 +524,10 @@ def main() -> None:
     parser.add_argument("--skip-report", action="store_true", help="run the matrix, write nothing")
     args = parser.parse_args()
     args.data = args.data or str(SHARED / args.corpus)
+    BUDGET["epochs"] = args.epochs
     args.experiment = args.experiment or f"study-{args.corpus}" + (f"-{int(time.time())}" if args.fresh else "")
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'benchmarks' / 'results' / 'study.db'}")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     chosen: list[str] = []
     for name in args.variants.split(","):
         names = list(VARIANTS) if name == "all" else SELECTIONS.get(name, name).split(",")
