@@ -181,3 +181,20 @@ def test_general_distillation_without_held_out_text_runs_every_epoch(tmp_path):
                               tmp_path / "ckpt", progress=False)
     assert summary["epochs_run"] == 2 and "best_epoch" not in summary
     assert "heldout_hidden_loss_after" not in summary
+
+
+def test_head_warm_up_trains_only_the_lm_head_and_lowers_the_held_out_loss(tmp_path):
+    from findistill.training.mlm import warm_up_head
+
+    tok = wordpiece_tokenizer(PIECES)
+    model = tiny_mlm(len(tok))
+    sentences = [["Nasdaq", "lender", "said"], ["shares", "rose"], ["U.S.", "shares", "rose"]] * 8
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    loss_before = heldout_mlm_loss(model, tok, sentences, max_length=16, mlm_probability=0.3, seed=0)
+    warm_up_head(model, tok, sentences, TrainSettings(batch_size=8, learning_rate=3e-2, max_length=16, epochs=5),
+                 tmp_path / "warm", mlm_probability=0.3, progress=False)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith("cls.") for name in changed)  # the encoder did not move
+    assert "bert.embeddings.word_embeddings.weight" not in changed  # nor the output layer tied to it
+    assert all(p.requires_grad for p in model.parameters())  # trainable again afterwards
+    assert heldout_mlm_loss(model, tok, sentences, max_length=16, mlm_probability=0.3, seed=0) < loss_before
