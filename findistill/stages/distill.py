@@ -112,7 +112,7 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
     Each comma-separated source of ``transfer_data`` gives ``transfer_ratio`` x (training sentences):
     ``augment``: training sentences with swapped entity mentions; an NER corpus: the words of its
     train split; anything else: raw text (:func:`findistill.data.text.word_sentences`), split into
-    words as the served model splits them. A sentence that two sources share is kept once.
+    words as the served model splits them. A sentence an earlier source gave is not taken again.
     """
     train = data.splits["train"]
     n = round(config.transfer_ratio * len(train))
@@ -122,21 +122,16 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
     chosen: list[list[str]] = []
     for source in (part.strip() for part in config.transfer_data.split(",")):
         if source == "augment":
-            chosen += select_transfer(swap_mentions(train, n, config.seed), n, config.seed, held_out)
-            continue
-        path = localize(source)
-        candidates = word_sentences(path, text_field=config.text_field, max_lines=20 * n, seed=config.seed)
-        picked = select_transfer(candidates, n, config.seed, held_out)
-        if not picked:
-            raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", path)
-        chosen += picked
-    seen: set[str] = set()
-    unique = []
-    for words in chosen:
-        if (key := sentence_key(words)) not in seen:
-            seen.add(key)
-            unique.append(words)
-    return unique
+            picked = select_transfer(swap_mentions(train, n, config.seed), n, config.seed, held_out)
+        else:
+            path = localize(source)
+            candidates = word_sentences(path, text_field=config.text_field, max_lines=20 * n, seed=config.seed)
+            picked = select_transfer(candidates, n, config.seed, held_out)
+            if not picked:
+                raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", path)
+        earlier = {sentence_key(words) for words in chosen}
+        chosen += [words for words in picked if sentence_key(words) not in earlier]
+    return chosen
 
 
 def teacher_cache_dir(config: Config, checkpoints: Path) -> Path:
