@@ -46,7 +46,7 @@ def test_transfer_set_from_several_sources_draws_from_each_and_never_holds_evalu
     n = round(0.1 * len(data.splits["train"]))
     # the raw text is split into words again ("N.A. ," may come back as "N.A ., "): compare without spaces
     assert not {j.replace(" ", "") for j in joined} & {h.replace(" ", "") for h in held_out}
-    assert len(joined) == len(set(joined))  # a sentence two sources share is kept once
+    assert len(joined) == len(set(joined))  # no sentence is taken twice (this augmented draw has no repeats)
     assert sum(j.startswith("Reuters reported") for j in joined) == n  # the text file gave its share
     train = {" ".join(s.tokens) for s in data.splits["train"][:5]}
     assert 0 < sum(j in train for j in joined) <= 5  # the corpus gave what it had outside the evaluation
