@@ -34,16 +34,22 @@ class EnsembleClassifier(nn.Module):
         return TokenClassifierOutput(logits=logits, hidden_states=outputs[0].hidden_states)
 
 
+def check_labels(refs: Sequence[str], models: Sequence[PreTrainedModel], parameter: str = "model") -> None:
+    """Raise ConfigError (naming ``parameter``) for the member whose labels are not the first member's."""
+    labels = [models[0].config.id2label[i] for i in range(models[0].config.num_labels)]
+    for ref, model in zip(refs[1:], models[1:], strict=True):
+        own = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if own != labels:
+            raise ConfigError(f"parameter '{parameter}': ensemble member {ref} has the labels {own}, expected the "
+                              f"first member's {labels} (same labels, same order)")
+
+
 def check_members(refs: Sequence[str], models: Sequence[PreTrainedModel],
                   tokenizers: Sequence[PreTrainedTokenizerBase]) -> None:
     """Raise ConfigError naming the member that does not share the first member's labels or vocabulary."""
-    labels = [models[0].config.id2label[i] for i in range(models[0].config.num_labels)]
+    check_labels(refs, models)
     vocabulary = tokenizers[0].get_vocab()
-    for ref, model, tokenizer in zip(refs[1:], models[1:], tokenizers[1:], strict=True):
-        own = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if own != labels:
-            raise ConfigError(f"parameter 'model': ensemble member {ref} has the labels {own}, expected the first "
-                              f"member's {labels} (same labels, same order)")
+    for ref, tokenizer in zip(refs[1:], tokenizers[1:], strict=True):
         if tokenizer.get_vocab() != vocabulary:
             raise ConfigError(f"parameter 'model': ensemble member {ref} has another vocabulary than {refs[0]}; an "
                               "ensemble evaluated as one model needs one tokenizer (distill's ensemble teacher does "

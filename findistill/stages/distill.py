@@ -22,6 +22,7 @@ from findistill.config import ConfigError, as_parameters, require
 from findistill.data.corpus import DataError, NerData, Sentence
 from findistill.data.text import word_sentences
 from findistill.evaluation.predict import check_label_compatibility
+from findistill.models.ensemble import check_labels
 from findistill.models.loading import load_token_classifier, load_tokenizer, model_labels
 from findistill.models.students import layer_list, map_layers, select_layers
 from findistill.stages.common import (
@@ -165,13 +166,9 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
     labels = model_labels(teacher)
     # the mistakes that need no training to find end here, before any run is opened
     check_label_compatibility(labels, data.labels, f"teacher {config.teachers[0]} vs data {config.data}")
-    members = []
-    for ref, folder in zip(config.teachers[1:], teacher_dirs[1:], strict=True):
-        member = load_token_classifier(folder, trust_remote_code=config.trust_remote_code)
-        if model_labels(member) != labels:
-            raise ConfigError(f"parameter 'teacher': ensemble member {ref} has the labels {model_labels(member)}, "
-                              f"expected the first member's {labels} (same labels, same order)")
-        members.append((member, load_tokenizer(folder, trust_remote_code=config.trust_remote_code)))
+    members = [(load_token_classifier(folder, trust_remote_code=config.trust_remote_code),
+                load_tokenizer(folder, trust_remote_code=config.trust_remote_code)) for folder in teacher_dirs[1:]]
+    check_labels(config.teachers, [teacher, *(member for member, _ in members)], "teacher")
     if members and not config.cache_teacher:
         raise ConfigError("parameter 'cache_teacher': an ensemble teacher needs cached outputs (true)")
     n_teacher = len(layer_list(teacher))
