@@ -53,7 +53,9 @@ BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
 class Variant:
     """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``, embedding
     ``rank``) trained by ``distill`` with ``params`` from ``teacher`` (``primary``, ``ensemble`` or
-    ``dapt``); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's lever."""
+    ``dapt``); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's lever.
+    With ``quantize`` (a ``quantize`` stage variant, e.g. ``onnx-int8``) the row is that inference variant
+    of the ``baseline`` student of the same seed, made by the ``quantize`` stage instead of trained."""
 
     description: str
     layers: int
@@ -63,6 +65,7 @@ class Variant:
     params: dict[str, str] = field(default_factory=dict)
     baseline: str = ""
     lever: str = ""
+    quantize: str = ""
 
 
 REUTERS_X = {"transfer_data": str(REUTERS), "transfer_ratio": "1"}
@@ -112,6 +115,11 @@ VARIANTS: dict[str, Variant] = {
                                baseline="s2-r64-reuters1", lever="depth"),
     "s3-r64-reuters1": Variant("3 layers, r=64, KD + Reuters transfer set x1", 3, rank=64, params=REUTERS_X,
                                baseline="s2-r64-reuters1", lever="depth"),
+    # speed without depth: ONNX Runtime dynamic int8 of trained students (the quantize stage, seed by seed)
+    "s2-r64-reuters1-int8": Variant("2 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 2, rank=64,
+                                    baseline="s2-r64-reuters1", lever="int8", quantize="onnx-int8"),
+    "s3-r64-reuters1-int8": Variant("3 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 3, rank=64,
+                                    baseline="s3-r64-reuters1", lever="int8", quantize="onnx-int8"),
 }
 #: named selections of the matrix (``--variants``); ``all`` is every variant
 SELECTIONS = {
@@ -119,6 +127,7 @@ SELECTIONS = {
     "levers": "s2-same-kd,s2-r128-kd,s2-dom8k-r64-kd,s2-r64-ensemble,s2-r64-hidden-kept,s2-r64-hidden-uniform,"
               "s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,s2-r64-mix,s1-r64-reuters1",
     "curve": "s2-r64-reuters2,s2-r64-reuters4",
+    "int8": "s2-r64-reuters1-int8,s3-r64-reuters1-int8",
 }
 
 
@@ -137,7 +146,7 @@ def study_key(entry: str, params: dict[str, str]) -> str:
 def run_stage(entry: str, experiment: str, name: str, params: dict[str, str], *, reuse_only: bool = False,
               device: str = "auto") -> str:
     """A finished run of ``entry`` with ``params`` (reused, or launched through ``mlflow run``); its id."""
-    params = {**params, "device": device} if entry != "train_tokenizer" else params
+    params = {**params, "device": device} if entry not in ("train_tokenizer", "quantize") else params
     key = study_key(entry, params)
     if not reuse_only:
         wait_while_running(experiment, key)
@@ -197,7 +206,23 @@ def dapt_teacher(args: argparse.Namespace) -> str:
     return f"runs:/{run_id}/model"
 
 
+def variant_stage(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace, *,
+                  reuse_only: bool = False) -> tuple[str, dict[str, str]]:
+    """The stage of a row and its parameters: ``distill`` for a student, ``quantize`` of the baseline's
+    finished run for an inference variant (that run is launched first unless ``reuse_only``; LookupError
+    when it is missing and ``reuse_only``)."""
+    variant = VARIANTS[key]
+    if not variant.quantize:
+        return "distill", variant_params(key, refs, seed, args)
+    source = run_stage("distill", args.experiment, f"{variant.baseline}-s{seed}",
+                       variant_params(variant.baseline, refs, seed, args), reuse_only=reuse_only, device=args.device)
+    # force: the study measures the variant whatever its F1 (the run still logs f1_delta_vs_source)
+    return "quantize", {"data": args.data, "model": f"runs:/{source}/model", "variant": variant.quantize,
+                        "force": "true", "measure_resources": "false"}
+
+
 def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace) -> dict[str, str]:
+    """The ``distill`` parameters of student ``key`` at ``seed``."""
     variant = VARIANTS[key]
     teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
     teacher = {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": refs.get("dapt", "")}[variant.teacher]
@@ -287,8 +312,12 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
     for key in variants:
         runs = {}
         for seed in seeds:
-            found = finished_run(args.experiment, study_key("distill", {**variant_params(key, refs, seed, args),
-                                                                         "device": args.device}))
+            try:
+                entry, params = variant_stage(key, refs, seed, args, reuse_only=True)
+            except LookupError:  # an inference variant whose student is not trained yet
+                continue
+            found = finished_run(args.experiment, study_key(entry, {**params, "device": args.device}
+                                                            if entry == "distill" else params))
             if found is not None:
                 runs[str(seed)] = found
         if not runs:
@@ -336,9 +365,9 @@ def measure(result: dict, corpus_data: str) -> None:
     architecture: dict[str, str] = {}
     for key, row in result["variants"].items():
         v = VARIANTS[key]
-        shape = (v.layers, v.vocab, v.rank)
-        owner = next((k for k in architecture.values() if (VARIANTS[k].layers, VARIANTS[k].vocab, VARIANTS[k].rank)
-                      == shape), key)
+        shape = (v.layers, v.vocab, v.rank, v.quantize)
+        owner = next((k for k in architecture.values() if (VARIANTS[k].layers, VARIANTS[k].vocab, VARIANTS[k].rank,
+                                                           VARIANTS[k].quantize) == shape), key)
         architecture[key] = owner
         if owner == key:
             models[key] = f"runs:/{next(iter(row['runs'].values()))}/model"
@@ -494,17 +523,20 @@ def markdown(result: dict, command: str, hours: float) -> str:
                   f"{len(single)} seeds)."]
     lines += ["", "## Students", "",
               "| variant | lever | seeds | test F1 mean ± sd | per seed | vs teacher | params | vs teacher | "
-              "CPU b1 ms | b1 speed-up | b32 speed-up | target |",
-              "|---|:-:|:-:|---|---|---:|---:|---:|---:|---:|---:|:-:|",
+              "size MB | CPU b1 ms | b1 speed-up | b32 speed-up | words/s b32 | peak RSS MB | target |",
+              "|---|:-:|:-:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
               f"| teacher (6 layers) | | | {t0['test_f1']:.4f} | | 100% | {teacher['params_total'] / 1e6:.2f}M | "
-              f"100% | {teacher['latency_cpu_b1_ms_p50']:.1f} | 1.0x | 1.0x | |"]
+              f"100% | {teacher['model_size_mb']:.1f} | {teacher['latency_cpu_b1_ms_p50']:.1f} | 1.0x | 1.0x | "
+              f"{teacher['throughput_cpu_words_per_s']:.0f} | {teacher['peak_rss_mb']:.0f} | |"]
     for key, row in result["variants"].items():
         per_seed = ", ".join(f"{v:.3f}" for v in row["test_f1"].values())
         lines.append(
             f"| {row['description']} (`{key}`) | {row['lever']} | {len(row['test_f1'])} | {row['f1_mean']:.4f} ± "
             f"{row['f1_sd']:.4f} | {per_seed} | {row['f1_ratio']:.1%} | {row['cost']['params_total'] / 1e6:.2f}M | "
-            f"{row['params_ratio']:.0%} | {row['cost']['latency_cpu_b1_ms_p50']:.1f} | {row['speedup_b1']:.1f}x | "
-            f"{row['speedup_b32']:.1f}x | {'yes' if row['meets_target'] else 'no'} |")
+            f"{row['params_ratio']:.0%} | {row['cost']['model_size_mb']:.1f} | "
+            f"{row['cost']['latency_cpu_b1_ms_p50']:.1f} | {row['speedup_b1']:.1f}x | {row['speedup_b32']:.1f}x | "
+            f"{row['cost']['throughput_cpu_words_per_s']:.0f} | {row['cost']['peak_rss_mb']:.0f} | "
+            f"{'yes' if row['meets_target'] else 'no'} |")
     lines += ["", "Costs measured side by side in one fresh process (first 256 test sentences, max_length 256, "
               f"{teacher.get('cpu_threads', 0):.0f} threads, three rounds in alternating order, medians).", "",
               "## Each lever against its baseline", "",
@@ -588,8 +620,8 @@ def main() -> None:
         jobs = [(key, seed) for key in chosen if key in core for seed in seeds]
         jobs += [(key, seed) for seed in lever_seeds for key in chosen if key not in core]
         for key, seed in jobs:
-            run_stage("distill", args.experiment, f"{key}-s{seed}", variant_params(key, refs, seed, args),
-                      device=args.device)
+            entry, params = variant_stage(key, refs, seed, args)
+            run_stage(entry, args.experiment, f"{key}-s{seed}", params, device=args.device)
     if args.skip_report:
         return
     result = collect(args, refs, chosen, sorted(set(seeds) | set(lever_seeds)))

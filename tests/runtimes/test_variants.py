@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from findistill.costs.size import count_parameters, model_size_mb
 from findistill.evaluation.predict import tag_texts
+from findistill.models.factorised import factorise_embeddings
 from findistill.models.loading import ModelLoadError, load_token_classifier
 from findistill.models.words import predict_word_logits
 from findistill.runtimes.onnx import ExportError
@@ -107,3 +109,19 @@ def test_onnx_model_refuses_hidden_states_it_does_not_have(tiny_classifier, vari
     with pytest.raises(ValueError, match="logits only"):
         variants["onnx"][1](**batch, output_hidden_states=True)
     assert variants["onnx"][1](**batch).logits.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", ["onnx", "onnx-int8", "torch-int8"])
+def test_a_factorised_student_exports_to_every_variant_with_its_smaller_embeddings(tiny_classifier, tmp_path, name):
+    model, tokenizer = tiny_classifier
+    factorised = copy.deepcopy(model)
+    factorise_embeddings(factorised, 8)
+    expected = np.concatenate(_logits(factorised, tokenizer))
+    write_variant(factorised, tokenizer, name, tmp_path, source="tiny-r8", parameters=count_parameters(factorised))
+    loaded = load_inference_model(tmp_path)
+    got = np.concatenate(_logits(loaded, tokenizer))
+    # fp32 ONNX runs the two factors exactly; int8 stays within the tolerance of the test above
+    tolerance = 1e-4 if name == "onnx" else 0.03 * np.abs(expected).max()
+    assert np.abs(got - expected).mean() <= tolerance
+    assert (got.argmax(-1) == expected.argmax(-1)).mean() >= 0.95
+    assert count_parameters(loaded)["params_embedding"] < 0.5 * count_parameters(model)["params_embedding"]

@@ -1,0 +1,101 @@
+"""benchmarks/study.py: the study's statistics (entity counts, paired bootstrap) and how a declared row
+becomes a stage run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("study", REPO / "benchmarks" / "study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("study", None)
+
+
+def _tags(rng: random.Random, n: int) -> list[str]:
+    # includes I- after O and type switches, which strict IOB2 does not count as entities
+    return [rng.choice(["O", "O", "B-PER", "I-PER", "B-ORG", "I-ORG", "I-LOC"]) for _ in range(n)]
+
+
+def test_per_sentence_counts_pool_to_seqeval_strict_f1(study):
+    rng = random.Random(0)
+    gold = [_tags(rng, rng.randint(1, 12)) for _ in range(60)]
+    predicted = [[t if rng.random() < 0.7 else rng.choice(["O", "B-ORG", "I-PER"]) for t in s] for s in gold]
+    counts = study.entity_counts(gold, predicted)
+    assert counts.shape == (60, 3) and (counts[:, 0] <= counts[:, 1:].min(axis=1)).all()
+    expected = f1_score(gold, predicted, mode="strict", scheme=IOB2)
+    assert 0.2 < expected < 0.95  # neither trivial nor perfect
+    assert study.micro_f1(counts) == pytest.approx(expected)
+
+
+def _system(n: int, correct: np.ndarray) -> np.ndarray:
+    """Per-sentence counts of a system that predicts the 2 gold entities of each sentence, ``correct`` of them right."""
+    return np.stack([correct, np.full(n, 2), np.full(n, 2)], axis=1).astype(float)
+
+
+def test_paired_bootstrap_finds_no_difference_between_equal_systems_and_a_consistent_gain(study):
+    rng = np.random.default_rng(1)
+    base = [_system(200, rng.integers(0, 3, 200)) for _ in range(2)]
+    same = study.paired_bootstrap(base, [b.copy() for b in base], rounds=300)
+    assert same == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_not_better": 1.0}
+
+    better = []
+    for b in base:  # one more entity right on a fifth of the sentences that had one wrong
+        improved = b.copy()
+        wrong = np.flatnonzero(improved[:, 0] < 2)
+        improved[wrong[::5], 0] += 1
+        better.append(improved)
+    result = study.paired_bootstrap(better, base, rounds=300)
+    gain = study.micro_f1(np.concatenate(better)) - study.micro_f1(np.concatenate(base))
+    assert result["diff"] == pytest.approx(gain) and gain > 0
+    assert 0 < result["low"] <= result["diff"] <= result["high"] and result["p_not_better"] == 0.0
+    # reversed, the same difference is negative and never 'better'
+    assert study.paired_bootstrap(base, better, rounds=300)["p_not_better"] == 1.0
+
+
+def test_every_row_of_the_matrix_names_known_variants(study):
+    for key, variant in study.VARIANTS.items():
+        assert not variant.baseline or variant.baseline in study.VARIANTS, key
+        assert not variant.quantize or variant.baseline, f"{key}: an inference variant needs the student it is made of"
+    for name, keys in study.SELECTIONS.items():
+        unknown = [k for k in keys.split(",") if k not in study.VARIANTS]
+        assert not unknown, (name, unknown)
+
+
+def test_an_int8_row_quantizes_the_finished_student_of_its_seed(study, monkeypatch):
+    launched = []
+
+    def run_stage(entry, experiment, name, params, *, reuse_only=False, device="auto"):
+        launched.append((entry, name, params, reuse_only))
+        if reuse_only and params["seed"] == "7":
+            raise LookupError("not trained")
+        return "student-run"
+
+    monkeypatch.setattr(study, "run_stage", run_stage)
+    args = argparse.Namespace(data="/data/finer-ord", experiment="study-x", device="auto")
+    refs = {"teacher-0": "runs:/t0/model", "teacher-1": "runs:/t1/model"}
+    entry, params = study.variant_stage("s2-r64-reuters1-int8", refs, 42, args)
+    assert (entry, params["model"], params["variant"]) == ("quantize", "runs:/student-run/model", "onnx-int8")
+    assert "device" not in params and params["data"] == "/data/finer-ord"
+    source_entry, source_name, source_params, _ = launched[0]
+    assert (source_entry, source_name) == ("distill", "s2-r64-reuters1-s42")
+    assert source_params == study.variant_params("s2-r64-reuters1", refs, 42, args)
+    assert source_params["embedding_rank"] == "64" and source_params["teacher"] == "runs:/t0/model"
+    with pytest.raises(LookupError):  # collect skips a seed whose student is missing
+        study.variant_stage("s2-r64-reuters1-int8", refs, 7, args, reuse_only=True)
+    assert study.variant_stage("s2-r64-kd", refs, 42, args)[0] == "distill" and len(launched) == 2
