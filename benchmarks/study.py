@@ -15,9 +15,11 @@ and ``--fresh`` starts a new experiment.
 Teachers: ``--teachers`` lists fine-tuned teachers (the first is the one students learn from; all of
 them make the ensemble teacher), or they are fine-tuned here with ``--teacher-seeds``; ``--dapt-teacher``
 is a teacher fine-tuned after masked-LM adaptation on Reuters-21578 (adapted here when absent and a
-variant needs it). Costs are measured afterwards side by side in one fresh process (one model per
-architecture). Output: ``docs/results/<corpus>.md`` and ``.json`` and ``<corpus>-front.png``; a
-hand-written discussion in ``docs/results/<corpus>-discussion.md`` is included when present.
+variant needs it). Rows with ``quantize`` (``--variants int8``) are the ``quantize`` stage's inference
+variant of a trained student, seed by seed (F1 guard forced: the study measures every variant). Costs
+are measured afterwards side by side in one fresh process (one model per architecture and runtime).
+Output: ``docs/results/<corpus>.md`` and ``.json`` and ``<corpus>-front.png``; a hand-written
+discussion in ``docs/results/<corpus>-discussion.md`` is included when present.
 
 Scale: ``--device cuda`` and a larger ``--data`` corpus need no other change; ``--transfer-lines``
 bounds how much of the unlabeled text is read.
