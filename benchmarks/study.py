@@ -80,6 +80,8 @@ VARIANTS: dict[str, Variant] = {
                          baseline="s2-dom8k-kd", lever="5"),
     "s2-r128-kd": Variant("2 layers, teacher vocabulary factorised r=128, KD", 2, rank=128,
                           baseline="s2-dom8k-kd", lever="5"),
+    "s2-r96-kd": Variant("2 layers, teacher vocabulary factorised r=96 (the 8k trim's parameters), KD", 2,
+                         rank=96, baseline="s2-dom8k-kd", lever="5"),
     "s2-dom8k-r64-kd": Variant("2 layers, domain vocabulary 8k factorised r=64, KD", 2, "trim8k", rank=64,
                                baseline="s2-dom8k-kd", lever="5"),
     # 2: teacher labels on unlabeled news
@@ -89,6 +91,10 @@ VARIANTS: dict[str, Variant] = {
                                params={**REUTERS_X, "transfer_ratio": "2"}, baseline="s2-r64-kd", lever="2"),
     "s2-r64-reuters4": Variant("2 layers, r=64, KD + Reuters transfer set x4", 2, rank=64,
                                params={**REUTERS_X, "transfer_ratio": "4"}, baseline="s2-r64-kd", lever="2"),
+    "s2-same-reuters1": Variant("2 layers, teacher vocabulary, KD + Reuters transfer set x1", 2, params=REUTERS_X,
+                                baseline="s2-same-kd", lever="2"),
+    "s2-r96-reuters1": Variant("2 layers, r=96, KD + Reuters transfer set x1", 2, rank=96, params=REUTERS_X,
+                               baseline="s2-r96-kd", lever="2"),
     "s2-r64-mix": Variant("2 layers, r=64, KD + Reuters x1 + augmented x1", 2, rank=64,
                           params={"transfer_data": f"augment,{REUTERS}", "transfer_ratio": "1"},
                           baseline="s2-r64-kd", lever="2"),
@@ -104,6 +110,10 @@ VARIANTS: dict[str, Variant] = {
     "s2-r64-hidden-kept": Variant("2 layers, r=64, KD + hidden MSE, layer map kept (1:1, 2:4)", 2, rank=64,
                                   params={"hidden_weight": "1", "hidden_layers": "kept"},
                                   baseline="s2-r64-kd", lever="4"),
+    "s2-r64-hidden-emb": Variant("2 layers, r=64, KD + hidden MSE on the embedding output and the kept layers "
+                                 "(0:0, 1:1, 2:4)", 2, rank=64,
+                                 params={"hidden_weight": "1", "hidden_layers": "0:0,1:1,2:4"},
+                                 baseline="s2-r64-kd", lever="4"),
     "s2-r64-hidden-uniform": Variant("2 layers, r=64, KD + hidden MSE, layer map uniform (1:3, 2:6)", 2, rank=64,
                                      params={"hidden_weight": "1", "hidden_layers": "uniform"},
                                      baseline="s2-r64-kd", lever="4"),
@@ -120,16 +130,19 @@ VARIANTS: dict[str, Variant] = {
     # speed without depth: ONNX Runtime dynamic int8 of trained students (the quantize stage, seed by seed)
     "s2-r64-reuters1-int8": Variant("2 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 2, rank=64,
                                     baseline="s2-r64-reuters1", lever="int8", quantize="onnx-int8"),
+    "s2-r96-reuters1-int8": Variant("2 layers, r=96, KD + Reuters x1, ONNX Runtime int8", 2, rank=96,
+                                    baseline="s2-r96-reuters1", lever="int8", quantize="onnx-int8"),
     "s3-r64-reuters1-int8": Variant("3 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 3, rank=64,
                                     baseline="s3-r64-reuters1", lever="int8", quantize="onnx-int8"),
 }
 #: named selections of the matrix (``--variants``); ``all`` is every variant
 SELECTIONS = {
     "core": "s2-dom8k-kd,s2-r64-kd,s2-r64-reuters1",
-    "levers": "s2-same-kd,s2-r128-kd,s2-dom8k-r64-kd,s2-r64-ensemble,s2-r64-hidden-kept,s2-r64-hidden-uniform,"
-              "s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,s2-r64-mix,s1-r64-reuters1",
+    "levers": "s2-same-kd,s2-r96-kd,s2-r128-kd,s2-dom8k-r64-kd,s2-r64-ensemble,s2-r64-hidden-kept,"
+              "s2-r64-hidden-uniform,s2-r64-hidden-emb,s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,"
+              "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1",
     "curve": "s2-r64-reuters2,s2-r64-reuters4",
-    "int8": "s2-r64-reuters1-int8,s3-r64-reuters1-int8",
+    "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r64-reuters1-int8",
 }
 
 
