@@ -127,11 +127,15 @@ VARIANTS: dict[str, Variant] = {
                                baseline="s2-r64-reuters1", lever="depth"),
     "s3-r64-reuters1": Variant("3 layers, r=64, KD + Reuters transfer set x1", 3, rank=64, params=REUTERS_X,
                                baseline="s2-r64-reuters1", lever="depth"),
+    "s3-r40-reuters1": Variant("3 layers, r=40 (the parameters of 2 layers at r=96), KD + Reuters x1", 3, rank=40,
+                               params=REUTERS_X, baseline="s2-r96-reuters1", lever="depth"),
     # speed without depth: ONNX Runtime dynamic int8 of trained students (the quantize stage, seed by seed)
     "s2-r64-reuters1-int8": Variant("2 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 2, rank=64,
                                     baseline="s2-r64-reuters1", lever="int8", quantize="onnx-int8"),
     "s2-r96-reuters1-int8": Variant("2 layers, r=96, KD + Reuters x1, ONNX Runtime int8", 2, rank=96,
                                     baseline="s2-r96-reuters1", lever="int8", quantize="onnx-int8"),
+    "s3-r40-reuters1-int8": Variant("3 layers, r=40, KD + Reuters x1, ONNX Runtime int8", 3, rank=40,
+                                    baseline="s3-r40-reuters1", lever="int8", quantize="onnx-int8"),
     "s3-r64-reuters1-int8": Variant("3 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 3, rank=64,
                                     baseline="s3-r64-reuters1", lever="int8", quantize="onnx-int8"),
 }
@@ -140,9 +144,9 @@ SELECTIONS = {
     "core": "s2-dom8k-kd,s2-r64-kd,s2-r64-reuters1",
     "levers": "s2-same-kd,s2-r96-kd,s2-r128-kd,s2-dom8k-r64-kd,s2-r64-ensemble,s2-r64-hidden-kept,"
               "s2-r64-hidden-uniform,s2-r64-hidden-emb,s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,"
-              "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1",
+              "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1",
     "curve": "s2-r64-reuters2,s2-r64-reuters4",
-    "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r64-reuters1-int8",
+    "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8",
 }
 
 
