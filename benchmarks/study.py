@@ -162,10 +162,15 @@ def study_key(entry: str, params: dict[str, str]) -> str:
     return "study-" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def with_device(entry: str, params: dict[str, str], device: str) -> dict[str, str]:
+    """``params`` with the training device, for the stages that take one."""
+    return params if entry in ("train_tokenizer", "quantize") else {**params, "device": device}
+
+
 def run_stage(entry: str, experiment: str, name: str, params: dict[str, str], *, reuse_only: bool = False,
               device: str = "auto") -> str:
     """A finished run of ``entry`` with ``params`` (reused, or launched through ``mlflow run``); its id."""
-    params = {**params, "device": device} if entry not in ("train_tokenizer", "quantize") else params
+    params = with_device(entry, params, device)
     key = study_key(entry, params)
     if not reuse_only:
         wait_while_running(experiment, key)
@@ -335,8 +340,7 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
                 entry, params = variant_stage(key, refs, seed, args, reuse_only=True)
             except LookupError:  # an inference variant whose student is not trained yet
                 continue
-            found = finished_run(args.experiment, study_key(entry, {**params, "device": args.device}
-                                                            if entry == "distill" else params))
+            found = finished_run(args.experiment, study_key(entry, with_device(entry, params, args.device)))
             if found is not None:
                 runs[str(seed)] = found
         if not runs:
