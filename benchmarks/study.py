@@ -213,7 +213,12 @@ def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
         params = {"data": data, "method": "trim", "vocab_size": "8000"}
         if vocab == "cov8k":
             params.update(text_data=str(REUTERS), max_text_lines=str(args.transfer_lines))
-        run_id = run_stage("train_tokenizer", experiment, f"tokenizer-{vocab}", params, reuse_only=args.collect_only)
+        try:
+            run_id = run_stage("train_tokenizer", experiment, f"tokenizer-{vocab}", params,
+                               reuse_only=args.collect_only)
+        except LookupError as missing:  # --collect-only: the variants on this vocabulary have no runs yet
+            print(f"[skip] {missing}", flush=True)
+            continue
         refs[f"tokenizer-{vocab}"] = f"runs:/{run_id}/tokenizer"
     return refs
 
@@ -253,6 +258,8 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
     params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
               "measure_resources": "false", **BUDGET, **variant.params}
     if variant.vocab != "same":
+        if f"tokenizer-{variant.vocab}" not in refs:
+            raise LookupError(f"{key}: the {variant.vocab} tokenizer is not trained yet")
         params["tokenizer"] = refs[f"tokenizer-{variant.vocab}"]
     if variant.rank:
         params["embedding_rank"] = str(variant.rank)
@@ -338,7 +345,7 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
         for seed in seeds:
             try:
                 entry, params = variant_stage(key, refs, seed, args, reuse_only=True)
-            except LookupError:  # an inference variant whose student is not trained yet
+            except LookupError:  # its tokenizer, or the student an inference variant is made of, is missing
                 continue
             found = finished_run(args.experiment, study_key(entry, with_device(entry, params, args.device)))
             if found is not None:

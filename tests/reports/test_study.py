@@ -99,3 +99,5 @@ def test_an_int8_row_quantizes_the_finished_student_of_its_seed(study, monkeypat
     with pytest.raises(LookupError):  # collect skips a seed whose student is missing
         study.variant_stage("s2-r64-reuters1-int8", refs, 7, args, reuse_only=True)
     assert study.variant_stage("s2-r64-kd", refs, 42, args)[0] == "distill" and len(launched) == 2
+    with pytest.raises(LookupError, match="the cov8k tokenizer is not trained yet"):  # collect skips the row
+        study.variant_stage("s2-cov8k-kd", refs, 42, args, reuse_only=True)
