@@ -207,7 +207,10 @@ def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
             "data": data, "model": ",".join(teachers), "measure_resources": "false"},
             reuse_only=args.collect_only, device=args.device)
     if args.dapt or any(VARIANTS[v].teacher == "dapt" for v in variants):
-        refs["dapt"] = args.dapt_teacher or dapt_teacher(args)
+        try:
+            refs["dapt"] = args.dapt_teacher or dapt_teacher(args)
+        except LookupError as missing:  # --collect-only: no adapted teacher on this corpus yet
+            print(f"[skip] {missing}", flush=True)
     vocabularies = {VARIANTS[v].vocab for v in variants} - {"same"}
     for vocab in sorted(vocabularies):
         params = {"data": data, "method": "trim", "vocab_size": "8000"}
@@ -254,6 +257,10 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
     """The ``distill`` parameters of student ``key`` at ``seed``."""
     variant = VARIANTS[key]
     teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
+    if variant.teacher == "ensemble" and len(teachers) < 2:
+        raise LookupError(f"{key}: an ensemble teacher needs 2 or more teachers, the study has {len(teachers)}")
+    if variant.teacher == "dapt" and "dapt" not in refs:
+        raise LookupError(f"{key}: the adapted teacher is not trained yet")
     teacher = {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": refs.get("dapt", "")}[variant.teacher]
     params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
               "measure_resources": "false", **BUDGET, **variant.params}

@@ -101,3 +101,8 @@ def test_an_int8_row_quantizes_the_finished_student_of_its_seed(study, monkeypat
     assert study.variant_stage("s2-r64-kd", refs, 42, args)[0] == "distill" and len(launched) == 2
     with pytest.raises(LookupError, match="the cov8k tokenizer is not trained yet"):  # collect skips the row
         study.variant_stage("s2-cov8k-kd", refs, 42, args, reuse_only=True)
+    assert study.variant_params("s2-r64-ensemble", refs, 42, args)["teacher"] == "runs:/t0/model,runs:/t1/model"
+    with pytest.raises(LookupError, match="needs 2 or more teachers"):  # not the single teacher's run again
+        study.variant_params("s2-r64-ensemble", {"teacher-0": "runs:/t0/model"}, 42, args)
+    with pytest.raises(LookupError, match="adapted teacher"):
+        study.variant_params("s2-r64-dapt", refs, 42, args)
