@@ -106,3 +106,13 @@ def test_an_int8_row_quantizes_the_finished_student_of_its_seed(study, monkeypat
         study.variant_params("s2-r64-ensemble", {"teacher-0": "runs:/t0/model"}, 42, args)
     with pytest.raises(LookupError, match="adapted teacher"):
         study.variant_params("s2-r64-dapt", refs, 42, args)
+
+
+def test_the_target_is_met_only_over_the_seeds_it_asks_for(study):
+    def row(meets: bool, seeds: int) -> dict:
+        return {"meets_target": meets, "test_f1": {str(s): 0.8 for s in range(seeds)}}
+
+    assert study.target_verdict(row(True, 3)) == "yes"
+    assert study.target_verdict(row(True, 1)) == "on 1 seed"
+    assert study.target_verdict(row(True, 2)) == "on 2 seeds"
+    assert study.target_verdict(row(False, 3)) == "no"
