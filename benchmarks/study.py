@@ -398,13 +398,14 @@ def measure(result: dict, corpus_data: str) -> None:
     sys.path.insert(0, str(REPO))
     from distill import measure_costs
 
+    def shape(key: str) -> tuple:  # rows of one shape share one measured model
+        v = VARIANTS[key]
+        return v.layers, v.vocab, v.rank, v.quantize
+
     models = {"teacher": result["refs"]["teacher-0"]}
     architecture: dict[str, str] = {}
     for key, row in result["variants"].items():
-        v = VARIANTS[key]
-        shape = (v.layers, v.vocab, v.rank, v.quantize)
-        owner = next((k for k in architecture.values() if (VARIANTS[k].layers, VARIANTS[k].vocab, VARIANTS[k].rank,
-                                                           VARIANTS[k].quantize) == shape), key)
+        owner = next((k for k in architecture.values() if shape(k) == shape(key)), key)
         architecture[key] = owner
         if owner == key:
             models[key] = f"runs:/{next(iter(row['runs'].values()))}/model"

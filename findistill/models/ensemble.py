@@ -15,6 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.modeling_outputs import TokenClassifierOutput
 
 from findistill.config import ConfigError
+from findistill.models.loading import model_labels
 
 
 class EnsembleClassifier(nn.Module):
@@ -36,10 +37,9 @@ class EnsembleClassifier(nn.Module):
 
 def check_labels(refs: Sequence[str], models: Sequence[PreTrainedModel], parameter: str = "model") -> None:
     """Raise ConfigError (naming ``parameter``) for the member whose labels are not the first member's."""
-    labels = [models[0].config.id2label[i] for i in range(models[0].config.num_labels)]
+    labels = model_labels(models[0])
     for ref, model in zip(refs[1:], models[1:], strict=True):
-        own = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if own != labels:
+        if (own := model_labels(model)) != labels:
             raise ConfigError(f"parameter '{parameter}': ensemble member {ref} has the labels {own}, expected the "
                               f"first member's {labels} (same labels, same order)")
 

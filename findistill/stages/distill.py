@@ -121,6 +121,7 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
         return []
     held_out: list[Sentence] = data.splits.get("validation", []) + data.splits.get("test", [])
     chosen: list[list[str]] = []
+    earlier: set[str] = set()  # the sentences of the sources before this one
     for source in (part.strip() for part in config.transfer_data.split(",")):
         if source == "augment":
             picked = select_transfer(swap_mentions(train, n, config.seed), n, config.seed, held_out)
@@ -130,8 +131,8 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
             picked = select_transfer(candidates, n, config.seed, held_out)
             if not picked:
                 raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", path)
-        earlier = {sentence_key(words) for words in chosen}
         chosen += [words for words in picked if sentence_key(words) not in earlier]
+        earlier.update(sentence_key(words) for words in picked)
     return chosen
 
 
