@@ -19,7 +19,7 @@ from findistill.runtimes.onnx import ExportError
 from findistill.runtimes.variants import QualityError, VariantError
 from findistill.stages import STAGES
 from findistill.tracking.registry import PromotionError
-from findistill.training.distributed import is_distributed
+from findistill.training.distributed import end_process_group, is_distributed
 
 #: the stages that run under a distributed launcher (torchrun, accelerate launch)
 DISTRIBUTED_STAGES = ("finetune", "distill", "adapt")
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         with as_parameters():  # the library's value errors name the stage's parameter
             config = parse_params(module.Config, parse_argv(argv[1:]))
             module.run(config)
+        end_process_group()
     except USER_ERRORS as err:
         if os.environ.get("FINDISTILL_DEBUG"):
             raise

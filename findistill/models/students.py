@@ -5,6 +5,7 @@ transformer layers (DistilBERT's initialisation by layer selection) and, optiona
 vocabulary for a domain tokenizer whose embedding rows are transferred from the teacher's
 (:mod:`findistill.models.vocab_transfer`). Embeddings, the kept layers and the NER head are copied
 exactly; the result is an ordinary Hugging Face model that ``save_pretrained`` writes as usual.
+:func:`narrow_feed_forward` makes the feed-forward blocks narrower (neuron pruning), and
 :func:`map_layers` pairs student layers with teacher layers for intermediate distillation.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 from transformers import (
     PreTrainedModel,
@@ -87,6 +89,71 @@ def keep_layers(model: PreTrainedModel, indices: list[int]) -> PreTrainedModel:
     parent.layer = kept
     student.config.num_hidden_layers = len(indices)
     return student
+
+
+#: (up-projection, down-projection, config attribute of their width) of a feed-forward block, by architecture
+FEED_FORWARD_PATHS = (("intermediate.dense", "output.dense", "intermediate_size"),  # BERT, RoBERTa, ELECTRA...
+                      ("ffn.lin1", "ffn.lin2", "hidden_dim"))  # DistilBERT
+
+
+def _submodule(module: nn.Module, path: str) -> nn.Module | None:
+    for name in path.split("."):
+        module = getattr(module, name, None)
+    return module
+
+
+def _feed_forward(layer: nn.Module) -> tuple[str, str, str]:
+    """The (up-projection path, down-projection path, config key) of ``layer``'s feed-forward block."""
+    for up_path, down_path, key in FEED_FORWARD_PATHS:
+        up, down = _submodule(layer, up_path), _submodule(layer, down_path)
+        if isinstance(up, nn.Linear) and isinstance(down, nn.Linear) and up.out_features == down.in_features:
+            return up_path, down_path, key
+    raise ConfigError(f"cannot find the feed-forward block of {type(layer).__name__}; intermediate_size supports "
+                      "BERT-like layers (intermediate.dense and output.dense) and DistilBERT's (ffn.lin1, ffn.lin2)")
+
+
+def neuron_importance(up: nn.Linear, down: nn.Linear) -> torch.Tensor:
+    """Score of each hidden unit of a feed-forward block: the norm of its input weights (with bias)
+    times the norm of its output weights, a bound on how much the unit can move the block's output."""
+    weights_in = up.weight if up.bias is None else torch.cat([up.weight, up.bias[:, None]], dim=1)
+    return weights_in.norm(dim=1) * down.weight.norm(dim=0)
+
+
+def _linear_rows(linear: nn.Linear, keep: torch.Tensor, *, outputs: bool) -> nn.Linear:
+    """A copy of ``linear`` restricted to the output units (``outputs``) or input units ``keep``."""
+    weight = linear.weight[keep] if outputs else linear.weight[:, keep]
+    new = nn.Linear(weight.shape[1], weight.shape[0], bias=linear.bias is not None).to(linear.weight)
+    new.weight.copy_(weight)
+    if linear.bias is not None:
+        new.bias.copy_(linear.bias[keep] if outputs else linear.bias)
+    return new
+
+
+def narrow_feed_forward(model: PreTrainedModel, size: int) -> dict[str, int]:
+    """Keep ``size`` hidden units in every feed-forward block of ``model`` (in place): in each layer the
+    units of highest :func:`neuron_importance`, in their original order, with their weights and biases
+    copied exactly. The width goes into the config, so the result saves and loads as a plain model.
+    Returns the feed-forward parameters before and after. ``size`` equal to the current width changes
+    nothing; a wider one raises ValueProblem."""
+    before = after = 0
+    for layer in layer_list(model):
+        up_path, down_path, key = _feed_forward(layer)
+        up, down = _submodule(layer, up_path), _submodule(layer, down_path)
+        if not 1 <= size <= up.out_features:
+            raise ValueProblem("intermediate_size", f"expected 0 (the model's own width) or a width in "
+                               f"1..{up.out_features} (the model's feed-forward blocks have {up.out_features} "
+                               f"units), got {size}")
+        with torch.no_grad():
+            keep = neuron_importance(up, down).topk(size).indices.sort().values
+            replacements = {up_path: _linear_rows(up, keep, outputs=True),
+                            down_path: _linear_rows(down, keep, outputs=False)}
+        for path, new in replacements.items():
+            parent, _, name = path.rpartition(".")
+            setattr(_submodule(layer, parent), name, new)
+        before += sum(p.numel() for m in (up, down) for p in m.parameters())
+        after += sum(p.numel() for m in replacements.values() for p in m.parameters())
+        setattr(model.config, key, size)
+    return {"feed_forward_params_before": before, "feed_forward_params_after": after}
 
 
 def build_student(

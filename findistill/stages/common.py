@@ -22,7 +22,7 @@ from findistill.data.stats import dataset_stats
 from findistill.evaluation.predict import check_label_compatibility, evaluate_ner
 from findistill.models.factorised import factorise_embeddings
 from findistill.models.loading import load_tokenizer, model_labels, resolve_model_path
-from findistill.models.students import LAYER_SELECTIONS, build_student
+from findistill.models.students import LAYER_SELECTIONS, build_student, narrow_feed_forward
 from findistill.models.vocab_transfer import TRANSFER_METHODS
 from findistill.runtimes.variants import PYTORCH_FP32, variant_of
 from findistill.tracking.pyfunc import log_ner_model
@@ -75,13 +75,15 @@ class StudentParams:
     (``same``, or a domain tokenizer such as ``runs:/<id>/tokenizer`` whose embeddings are built by
     ``vocab_transfer``: fvt, pvt or random). ``embedding_rank`` r > 0 factorises the word embeddings
     into vocabulary x r and r x hidden from their truncated SVD (ALBERT-style; after the vocabulary
-    transfer, so it combines with a domain tokenizer)."""
+    transfer, so it combines with a domain tokenizer). ``intermediate_size`` n > 0 keeps n units of
+    every feed-forward block, those with the largest weight norms (0: the model's own width)."""
 
     student_layers: int = 0
     layer_selection: str = "uniform"
     tokenizer: str = "same"
     vocab_transfer: str = "fvt"
     embedding_rank: int = 0
+    intermediate_size: int = 0
 
     def __post_init__(self) -> None:
         require(self.student_layers >= 0, "student_layers", "0 (all the model's layers) or a depth >= 1",
@@ -91,10 +93,12 @@ class StudentParams:
                 self.vocab_transfer)
         require(self.embedding_rank >= 0, "embedding_rank", "0 (a plain embedding matrix) or a rank >= 1",
                 self.embedding_rank)
+        require(self.intermediate_size >= 0, "intermediate_size",
+                "0 (the model's feed-forward width) or a width >= 1", self.intermediate_size)
 
     def is_student(self) -> bool:
         return (self.student_layers > 0 or self.tokenizer != "same" or self.layer_selection not in LAYER_SELECTIONS
-                or self.embedding_rank > 0)
+                or self.embedding_rank > 0 or self.intermediate_size > 0)
 
 
 @dataclass
@@ -220,6 +224,13 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
     )
     mlflow.set_tags({"findistill.student_layers_from": ",".join(map(str, layers)),
                      "findistill.student_vocab_size": str(len(student_tokenizer))})
+    narrowed = ""
+    if spec.intermediate_size > 0:
+        with as_parameters():
+            ffn = narrow_feed_forward(student, spec.intermediate_size)
+        narrowed = (f"; feed-forward blocks narrowed to {spec.intermediate_size} units "
+                    f"({ffn['feed_forward_params_before'] / 1e6:.2f}M -> {ffn['feed_forward_params_after'] / 1e6:.2f}M "
+                    "parameters)")
     factorised = ""
     if spec.embedding_rank > 0:
         with as_parameters():
@@ -229,20 +240,22 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
                       f"({svd['embedding_params_before'] / 1e6:.2f}M -> {svd['embedding_params_after'] / 1e6:.2f}M "
                       f"parameters, relative SVD error {svd['embedding_svd_error']:.3f})")
     label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer),
-                          spec.embedding_rank)
+                          spec.embedding_rank, spec.intermediate_size)
     name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
     mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
     how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"
     print(f"student: teacher layers {layers} of {model.config.num_hidden_layers}, vocabulary "
-          f"{len(student_tokenizer):,} ({how}){factorised}")
+          f"{len(student_tokenizer):,} ({how}){narrowed}{factorised}")
     return student, student_tokenizer
 
 
-def student_label(depth: int, vocab_size: int | None, embedding_rank: int = 0) -> str:
-    """``s2-dom16k`` (2 layers, a 16k domain vocabulary), ``s3-same`` (3 layers, the model's tokenizer) or
-    ``s2-same-r64`` (embeddings factorised at rank 64): what run names add for a student."""
+def student_label(depth: int, vocab_size: int | None, embedding_rank: int = 0, intermediate_size: int = 0) -> str:
+    """``s2-dom16k`` (2 layers, a 16k domain vocabulary), ``s3-same`` (3 layers, the model's tokenizer),
+    ``s2-same-r64`` (embeddings factorised at rank 64) or ``s4-same-r56-f768`` (feed-forward blocks of
+    768 units): what run names add for a student."""
     label = f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
-    return label + (f"-r{embedding_rank}" if embedding_rank else "")
+    return label + (f"-r{embedding_rank}" if embedding_rank else "") + (
+        f"-f{intermediate_size}" if intermediate_size else "")
 
 
 #: parameters that do not change what a training computes: a re-run that sets them differently still resumes

@@ -253,7 +253,8 @@ def run(config: Config) -> str:
         student_train = {**teacher_train, "epochs": config.student_epochs or config.epochs,
                          "learning_rate": config.student_learning_rate}
         student_spec = {"student_layers": config.student_layers, "layer_selection": config.layer_selection,
-                        "tokenizer": student_tokenizer, "vocab_transfer": config.vocab_transfer}
+                        "tokenizer": student_tokenizer, "vocab_transfer": config.vocab_transfer,
+                        "intermediate_size": config.intermediate_size}
         adapting = {**data, "text_data": config.text_data, "epochs": config.adapt_epochs,
                     "learning_rate": config.adapt_learning_rate, "device": config.device,
                     "trust_remote_code": config.trust_remote_code}

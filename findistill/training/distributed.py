@@ -65,6 +65,15 @@ def wait_for_everyone(device: str = "cpu") -> None:
         _state(device).wait_for_everyone()
 
 
+def end_process_group() -> None:
+    """Close this process's process group once its stage has finished on every rank. Gloo's worker
+    threads still alive at interpreter exit can abort the process (SIGABRT, "terminate called without an
+    active exception") after all its work succeeded; destroying the group first stops them. Called on
+    success only: a rank that failed leaves without waiting for the others."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def weights_digest(model: torch.nn.Module) -> str:
     """SHA-256 of a model's parameters and buffers, in state-dict order."""
     digest = hashlib.sha256()

@@ -5,10 +5,16 @@ import pytest
 import torch
 from conftest import LABELS
 from tiny_bert import bert_classifier
-from transformers import BertForTokenClassification
+from transformers import BertForTokenClassification, DistilBertConfig, DistilBertForTokenClassification
 
 from findistill.config import ValueProblem
-from findistill.models.students import build_student, keep_layers, map_layers, select_layers
+from findistill.models.students import (
+    build_student,
+    keep_layers,
+    map_layers,
+    narrow_feed_forward,
+    select_layers,
+)
 from findistill.models.words import word_outputs
 
 LABEL2ID = {label: i for i, label in enumerate(LABELS)}
@@ -55,6 +61,48 @@ def test_layer_selection_copies_exactly_the_chosen_teacher_weights(tmp_path):
     ids = torch.tensor([[2, 7, 9, 3]])
     assert torch.equal(reloaded(input_ids=ids).logits, student(input_ids=ids).logits)
     assert len(teacher.bert.encoder.layer) == 4  # the teacher is untouched
+
+
+def _silence_units(down: torch.nn.Linear, units: list[int]) -> None:
+    """Units that cannot change the block's output: no output weights."""
+    with torch.no_grad():
+        down.weight[:, units] = 0
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_narrowed_feed_forward_drops_the_units_that_do_nothing_and_keeps_the_outputs(kind, tmp_path):
+    torch.manual_seed(0)
+    if kind == "bert":
+        model = bert_classifier(layers=2, width=32)  # 64 feed-forward units per layer
+        blocks = [(layer.intermediate.dense, layer.output.dense) for layer in model.bert.encoder.layer]
+        loader, width_key = BertForTokenClassification, "intermediate_size"
+    else:
+        model = DistilBertForTokenClassification(DistilBertConfig(
+            vocab_size=64, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=128,
+            num_labels=len(LABELS))).eval()
+        blocks = [(layer.ffn.lin1, layer.ffn.lin2) for layer in model.distilbert.transformer.layer]
+        loader, width_key = DistilBertForTokenClassification, "hidden_dim"
+    rng = np.random.default_rng(1)
+    silenced = [sorted(rng.choice(64, size=24, replace=False).tolist()) for _ in blocks]  # other units per layer
+    for (up, down), units in zip(blocks, silenced, strict=True):
+        _silence_units(down, units)
+    ids = torch.tensor([[2, 7, 9, 11, 3], [2, 30, 41, 3, 0]])
+    before = model(input_ids=ids).logits
+
+    counts = narrow_feed_forward(model, 40)
+    assert getattr(model.config, width_key) == 40
+    assert counts == {"feed_forward_params_before": 2 * (32 * 64 + 64 + 64 * 32 + 32),
+                      "feed_forward_params_after": 2 * (32 * 40 + 40 + 40 * 32 + 32)}
+    torch.testing.assert_close(model(input_ids=ids).logits, before, rtol=0, atol=1e-6)
+    model.save_pretrained(tmp_path, safe_serialization=True)  # a plain model of the narrower width
+    torch.testing.assert_close(loader.from_pretrained(tmp_path).eval()(input_ids=ids).logits, before,
+                               rtol=0, atol=1e-6)
+
+    narrower = narrow_feed_forward(model, 16)  # now units that matter go: the outputs move
+    assert narrower["feed_forward_params_after"] == 2 * (32 * 16 + 16 + 16 * 32 + 32)
+    assert not torch.allclose(model(input_ids=ids).logits, before, atol=1e-3)
+    with pytest.raises(ValueProblem, match="intermediate_size: .*width in 1..16.*got 40"):
+        narrow_feed_forward(model, 40)
 
 
 def test_student_with_a_domain_vocabulary_keeps_covered_words_exact(tiny_classifier):

@@ -23,11 +23,12 @@ from findistill.training.trainer import TrainSettings, training_arguments
 AGREE = """
 import os, torch
 from transformers import BertConfig, BertModel
-from findistill.training.distributed import check_ranks_agree
+from findistill.training.distributed import check_ranks_agree, end_process_group
 torch.manual_seed(1 if os.environ.get("DIFFER") and os.environ["RANK"] == "1" else 0)
 model = BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
                              intermediate_size=8))
 print("digest", check_ranks_agree(model))
+end_process_group()
 """
 
 
