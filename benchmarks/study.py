@@ -54,7 +54,7 @@ BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
 @dataclass(frozen=True)
 class Variant:
     """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``, embedding
-    ``rank``) trained by ``distill`` with ``params`` from ``teacher`` (``primary``, ``ensemble`` or
+    ``rank``, feed-forward width ``ffn``, 0 for the teacher's) trained by ``distill`` with ``params`` from ``teacher`` (``primary``, ``ensemble`` or
     ``dapt``); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's lever.
     With ``quantize`` (a ``quantize`` stage variant, e.g. ``onnx-int8``) the row is that inference variant
     of the ``baseline`` student of the same seed, made by the ``quantize`` stage instead of trained."""
@@ -63,6 +63,7 @@ class Variant:
     layers: int
     vocab: str = "same"
     rank: int = 0
+    ffn: int = 0
     teacher: str = "primary"
     params: dict[str, str] = field(default_factory=dict)
     baseline: str = ""
@@ -129,6 +130,11 @@ VARIANTS: dict[str, Variant] = {
                                baseline="s2-r64-reuters1", lever="depth"),
     "s3-r40-reuters1": Variant("3 layers, r=40 (the parameters of 2 layers at r=96), KD + Reuters x1", 3, rank=40,
                                params=REUTERS_X, baseline="s2-r96-reuters1", lever="depth"),
+    # width: narrower feed-forward blocks pay for a layer (4 at rank 56) or for embedding rank (3 at rank 96)
+    "s4-r56-f768-reuters1": Variant("4 layers, feed-forward 768 wide, r=56, KD + Reuters x1", 4, rank=56, ffn=768,
+                                    params=REUTERS_X, baseline="s3-r40-reuters1", lever="width"),
+    "s3-r96-f768-reuters1": Variant("3 layers, feed-forward 768 wide, r=96, KD + Reuters x1", 3, rank=96, ffn=768,
+                                    params=REUTERS_X, baseline="s3-r40-reuters1", lever="width"),
     # speed without depth: ONNX Runtime dynamic int8 of trained students (the quantize stage, seed by seed)
     "s2-r64-reuters1-int8": Variant("2 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 2, rank=64,
                                     baseline="s2-r64-reuters1", lever="int8", quantize="onnx-int8"),
@@ -138,15 +144,24 @@ VARIANTS: dict[str, Variant] = {
                                     baseline="s3-r40-reuters1", lever="int8", quantize="onnx-int8"),
     "s3-r64-reuters1-int8": Variant("3 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 3, rank=64,
                                     baseline="s3-r64-reuters1", lever="int8", quantize="onnx-int8"),
+    "s4-r56-f768-reuters1-int8": Variant("4 layers, feed-forward 768, r=56, KD + Reuters x1, ONNX Runtime int8", 4,
+                                         rank=56, ffn=768, baseline="s4-r56-f768-reuters1", lever="int8",
+                                         quantize="onnx-int8"),
+    "s3-r96-f768-reuters1-int8": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, ONNX Runtime int8", 3,
+                                         rank=96, ffn=768, baseline="s3-r96-f768-reuters1", lever="int8",
+                                         quantize="onnx-int8"),
 }
 #: named selections of the matrix (``--variants``); ``all`` is every variant
 SELECTIONS = {
     "core": "s2-dom8k-kd,s2-r64-kd,s2-r64-reuters1",
     "levers": "s2-same-kd,s2-r96-kd,s2-r128-kd,s2-dom8k-r64-kd,s2-r64-ensemble,s2-r64-hidden-kept,"
               "s2-r64-hidden-uniform,s2-r64-hidden-emb,s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,"
-              "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1",
+              "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1,"
+              "s4-r56-f768-reuters1,s3-r96-f768-reuters1",
     "curve": "s2-r64-reuters2,s2-r64-reuters4",
-    "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8",
+    "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
+            "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8",
+    "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1",
 }
 
 
@@ -270,6 +285,8 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
         params["tokenizer"] = refs[f"tokenizer-{variant.vocab}"]
     if variant.rank:
         params["embedding_rank"] = str(variant.rank)
+    if variant.ffn:
+        params["intermediate_size"] = str(variant.ffn)
     return params
 
 
@@ -400,7 +417,7 @@ def measure(result: dict, corpus_data: str) -> None:
 
     def shape(key: str) -> tuple:  # rows of one shape share one measured model
         v = VARIANTS[key]
-        return v.layers, v.vocab, v.rank, v.quantize
+        return v.layers, v.vocab, v.rank, v.ffn, v.quantize
 
     models = {"teacher": result["refs"]["teacher-0"]}
     architecture: dict[str, str] = {}
