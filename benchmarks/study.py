@@ -55,9 +55,10 @@ BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
 class Variant:
     """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``, embedding
     ``rank``, feed-forward width ``ffn``, 0 for the teacher's) trained by ``distill`` with ``params`` from
-    ``teacher`` (``primary``, ``ensemble`` or ``dapt``); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's lever.
-    With ``quantize`` (a ``quantize`` stage variant, e.g. ``onnx-int8``) the row is that inference variant
-    of the ``baseline`` student of the same seed, made by the ``quantize`` stage instead of trained."""
+    ``teacher`` (``primary``, ``ensemble`` or ``dapt``); ``baseline`` is the variant its gain is measured
+    against, ``lever`` the issue's lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
+    ``onnx-int8``) the row is that inference variant of the ``baseline`` student of the same seed, made by
+    the ``quantize`` stage instead of trained."""
 
     description: str
     layers: int
