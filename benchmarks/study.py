@@ -131,6 +131,19 @@ VARIANTS: dict[str, Variant] = {
                                baseline="s2-r64-reuters1", lever="depth"),
     "s3-r40-reuters1": Variant("3 layers, r=40 (the parameters of 2 layers at r=96), KD + Reuters x1", 3, rank=40,
                                params=REUTERS_X, baseline="s2-r96-reuters1", lever="depth"),
+    # the factorisation's subspace chosen by token frequency in the training text (train split + transfer set)
+    "s2-r64w-kd": Variant("2 layers, r=64 weighted by token frequency, KD", 2, rank=64,
+                          params={"embedding_weights": "frequency"}, baseline="s2-r64-kd", lever="5"),
+    "s3-r40w-reuters1": Variant("3 layers, r=40 weighted by token frequency, KD + Reuters x1", 3, rank=40,
+                                params={**REUTERS_X, "embedding_weights": "frequency"},
+                                baseline="s3-r40-reuters1", lever="5"),
+    "s3-r96w-f768-reuters1": Variant("3 layers, feed-forward 768, r=96 weighted by token frequency, KD + Reuters x1",
+                                     3, rank=96, ffn=768, params={**REUTERS_X, "embedding_weights": "frequency"},
+                                     baseline="s3-r96-f768-reuters1", lever="5"),
+    # budget: the 3-layer student's validation F1 still rises at its sixth and last epoch
+    "s3-r40-reuters1-e10": Variant("3 layers, r=40, KD + Reuters x1, 10 epochs (patience 3)", 3, rank=40,
+                                   params={**REUTERS_X, "epochs": "10", "patience": "3"},
+                                   baseline="s3-r40-reuters1", lever="budget"),
     # width: narrower feed-forward blocks pay for a layer (4 at rank 56) or for embedding rank (3 at rank 96)
     "s4-r56-f768-reuters1": Variant("4 layers, feed-forward 768 wide, r=56, KD + Reuters x1", 4, rank=56, ffn=768,
                                     params=REUTERS_X, baseline="s3-r40-reuters1", lever="width"),
@@ -158,11 +171,13 @@ SELECTIONS = {
     "levers": "s2-same-kd,s2-r96-kd,s2-r128-kd,s2-dom8k-r64-kd,s2-r64-ensemble,s2-r64-hidden-kept,"
               "s2-r64-hidden-uniform,s2-r64-hidden-emb,s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,"
               "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1,"
-              "s4-r56-f768-reuters1,s3-r96-f768-reuters1",
+              "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r40-reuters1-e10,s2-r64w-kd,s3-r40w-reuters1,"
+              "s3-r96w-f768-reuters1",
     "curve": "s2-r64-reuters2,s2-r64-reuters4",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8",
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1",
+    "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
 }
 
 
@@ -474,29 +489,34 @@ def tokenization(result: dict, data: str) -> dict[str, dict[str, float]]:
 
 def untrained_changes(result: dict, data: str, ranks: tuple[int, ...] = (32, 64, 128, 256)) -> dict[str, dict]:
     """Test F1 and embedding parameters of the primary teacher with only its word embeddings changed, no
-    training: factorised at each rank (with the relative SVD error), or moved to each domain vocabulary.
-    What the embedding change alone costs before distillation repairs it."""
+    training: factorised at each rank (with the relative SVD error), plainly and with the rows weighted by
+    their token counts in the training split, or moved to each domain vocabulary. What the embedding
+    change alone costs before distillation repairs it."""
     sys.path.insert(0, str(REPO))
     import copy
 
     from findistill.data.splits import load_ner_data
     from findistill.evaluation.predict import evaluate_ner
-    from findistill.models.factorised import factorise_embeddings
+    from findistill.models.factorised import factorise_embeddings, token_frequencies
     from findistill.models.loading import load_token_classifier, load_tokenizer
     from findistill.models.students import build_student
     from findistill.stages.common import load_tokenizer_ref
     from findistill.tracking.runs import localize_model
 
-    test = load_ner_data(data).splits["test"]
+    splits = load_ner_data(data).splits
+    test = splits["test"]
     folder = localize_model(result["refs"]["teacher-0"])
     teacher, tokenizer = load_token_classifier(folder), load_tokenizer(folder)
+    counts = token_frequencies(tokenizer, [s.tokens for s in splits["train"]],
+                               teacher.get_input_embeddings().weight.shape[0])
     out = {}
     for rank in ranks:
-        model = copy.deepcopy(teacher)
-        report = factorise_embeddings(model, rank)
-        out[f"factorised r={rank}"] = {"test_f1": evaluate_ner(model, tokenizer, test).scores["f1"],
-                                       "svd_error": report["embedding_svd_error"],
-                                       "embedding_params": report["embedding_params_after"]}
+        for name, weights in ((f"factorised r={rank}", None), (f"factorised r={rank}, frequency-weighted", counts)):
+            model = copy.deepcopy(teacher)
+            report = factorise_embeddings(model, rank, weights)
+            out[name] = {"test_f1": evaluate_ner(model, tokenizer, test).scores["f1"],
+                         "svd_error": report["embedding_svd_error"],
+                         "embedding_params": report["embedding_params_after"]}
     for key, uri in result["refs"].items():
         if key.startswith("tokenizer-"):
             model, domain, _ = build_student(teacher, tokenizer, tokenizer=load_tokenizer_ref(uri))

@@ -5,7 +5,8 @@ A ``V x H`` word-embedding matrix ``E`` becomes ``A`` (``V x r``) followed by ``
 and ``B = W_r^T``, the product ``AB`` is the best rank-``r`` approximation of ``E`` (Eckart-Young):
 ``||E - AB||_F = sqrt(sum_{i>r} s_i^2)``, and each row moves by at most ``s_{r+1}``; at full rank it
 is exact. The student keeps the teacher's whole vocabulary, hence its segmentation and its coverage of
-rare entity names, at a fraction of the embedding parameters.
+rare entity names, at a fraction of the embedding parameters. Weighting the rows by how often each
+token occurs in the domain text spends the rank on the tokens the model will actually read.
 
 A factorised model is saved as usual (``save_pretrained``, safetensors) with the rank in its config
 (:data:`RANK_KEY`); :func:`findistill.models.loading.load_token_classifier` rebuilds the module and
@@ -14,6 +15,7 @@ loads both factors. Plain ``transformers`` loading does not know the module: use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -23,6 +25,8 @@ from transformers import PreTrainedModel
 
 from findistill.config import ValueProblem
 
+#: how the rows of the embedding matrix are weighted when it is factorised (``frequency``: by token counts)
+EMBEDDING_WEIGHTS = ("uniform", "frequency")
 #: config attribute holding the rank of a factorised word embedding (absent or 0: a plain matrix)
 RANK_KEY = "findistill_embedding_rank"
 
@@ -50,24 +54,50 @@ class FactorisedEmbedding(nn.Module):
         return f"{self.num_embeddings}, rank={self.rank}, {self.embedding_dim}"
 
 
-def svd_factors(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(A, B, singular values)`` with ``A @ B`` the best rank-``rank`` approximation of ``matrix``
-    (``A = U_r S_r``, ``B = W_r^T``; computed in float64, returned in the matrix's dtype)."""
-    u, s, wt = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
-    a, b = u[:, :rank] * s[:rank], wt[:rank]
+def svd_factors(matrix: torch.Tensor, rank: int,
+                row_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(A, B, singular values)`` with ``A @ B`` the best rank-``rank`` approximation of ``matrix``.
+
+    Without ``row_weights``, in the Frobenius norm: ``A = U_r S_r``, ``B = W_r^T``. With row weights
+    ``w`` (>= 0), in ``sum_v w_v ||E_v - A_v B||^2``: ``B`` is the top-``rank`` right singular vectors of
+    ``diag(sqrt(w)) E`` and every row is projected onto them, ``A = E B^T`` (for a given ``B`` with
+    orthonormal rows the projection is each row's optimum whatever its weight, so the weights choose
+    only the subspace). The singular values are those of the (weighted) matrix. Computed in float64,
+    returned in the matrix's dtype."""
+    exact = matrix.detach().double()
+    weighted = exact if row_weights is None else exact * row_weights.double().clamp_min(0).sqrt()[:, None]
+    u, s, wt = torch.linalg.svd(weighted, full_matrices=False)
+    b = wt[:rank]
+    a = u[:, :rank] * s[:rank] if row_weights is None else exact @ b.T
     return a.to(matrix.dtype), b.to(matrix.dtype), s
 
 
 def truncation_error(singular_values: torch.Tensor, rank: int) -> float:
-    """``||E - A B||_F / ||E||_F`` of the rank-``rank`` truncation, from the singular values alone."""
+    """``||E - A B||_F / ||E||_F`` of the rank-``rank`` truncation, from the singular values alone (with row
+    weights: the same ratio in the weighted norm)."""
     total = float(singular_values.pow(2).sum())
     return (float(singular_values[rank:].pow(2).sum()) / total) ** 0.5 if total > 0 else 0.0
 
 
-def factorise_embeddings(model: PreTrainedModel, rank: int) -> dict[str, float]:
+def token_frequencies(tokenizer, sentences: Sequence[Sequence[str]], size: int) -> torch.Tensor:
+    """How often each of ``size`` token ids occurs when ``tokenizer`` splits ``sentences`` (lists of words)
+    into pieces, special tokens left out."""
+    counts = torch.zeros(size, dtype=torch.float64)
+    for start in range(0, len(sentences), 1000):
+        batch = [list(words) for words in sentences[start:start + 1000]]
+        encoded = tokenizer(batch, is_split_into_words=True, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([i for row in encoded for i in row], dtype=torch.long)
+        counts += torch.bincount(ids, minlength=size)[:size].double()
+    return counts
+
+
+def factorise_embeddings(model: PreTrainedModel, rank: int, row_weights: torch.Tensor | None = None
+                         ) -> dict[str, float]:
     """Replace ``model``'s input word embeddings by a rank-``rank`` :class:`FactorisedEmbedding` from
-    their truncated SVD (in place; the rank is recorded in the config). Returns the rank, the relative
-    Frobenius error of the truncation and the embedding parameters before and after."""
+    their truncated SVD (in place; the rank is recorded in the config), optionally weighting the rows
+    (:func:`svd_factors`; e.g. by :func:`token_frequencies`). Returns the rank, the relative Frobenius
+    error of the factors (``embedding_svd_error``), with weights also the relative error in the weighted
+    norm (``embedding_weighted_error``), and the embedding parameters before and after."""
     current = model.get_input_embeddings()
     if isinstance(current, FactorisedEmbedding):
         raise ValueProblem("embedding_rank", f"the model's embeddings are already factorised (rank {current.rank})")
@@ -75,15 +105,22 @@ def factorise_embeddings(model: PreTrainedModel, rank: int) -> dict[str, float]:
     if not 1 <= rank <= min(vocab, width):
         raise ValueProblem("embedding_rank", f"expected 0 (no factorisation) or a rank in 1..{min(vocab, width)} "
                            f"(the embedding matrix is {vocab} x {width}), got {rank}")
-    a, b, singular = svd_factors(current.weight, rank)
+    if row_weights is not None and (row_weights.shape != (vocab,) or float(row_weights.sum()) <= 0):
+        raise ValueProblem("embedding_weights", f"expected one weight >= 0 per embedding row ({vocab}), not all "
+                           f"zero; got shape {tuple(row_weights.shape)}")
+    a, b, singular = svd_factors(current.weight, rank, row_weights)
     factorised = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None))
     with torch.no_grad():
         factorised.embed.weight.copy_(a)
         factorised.project.weight.copy_(b.T)
+        error = float((current.weight.double() - a.double() @ b.double()).norm() / current.weight.double().norm())
     model.set_input_embeddings(factorised.to(current.weight.device))
     setattr(model.config, RANK_KEY, rank)
-    return {"embedding_rank": rank, "embedding_svd_error": truncation_error(singular, rank),
-            "embedding_params_before": vocab * width, "embedding_params_after": rank * (vocab + width)}
+    result = {"embedding_rank": rank, "embedding_svd_error": error,
+              "embedding_params_before": vocab * width, "embedding_params_after": rank * (vocab + width)}
+    if row_weights is not None:
+        result["embedding_weighted_error"] = truncation_error(singular, rank)
+    return result
 
 
 def _tensor_files(folder: Path) -> list[Path]:

@@ -6,12 +6,13 @@ registry).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 
-from findistill.config import as_parameters, config_hash, require, to_dict
+from findistill.config import ConfigError, as_parameters, config_hash, require, to_dict
 from findistill.costs.device import device_info, resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.costs.latency import format_resources_table
@@ -20,7 +21,7 @@ from findistill.data.corpus import SPLITS, NerData
 from findistill.data.splits import load_ner_data
 from findistill.data.stats import dataset_stats
 from findistill.evaluation.predict import check_label_compatibility, evaluate_ner
-from findistill.models.factorised import factorise_embeddings
+from findistill.models.factorised import EMBEDDING_WEIGHTS, factorise_embeddings, token_frequencies
 from findistill.models.loading import load_tokenizer, model_labels, resolve_model_path
 from findistill.models.students import LAYER_SELECTIONS, build_student, narrow_feed_forward
 from findistill.models.vocab_transfer import TRANSFER_METHODS
@@ -75,7 +76,9 @@ class StudentParams:
     (``same``, or a domain tokenizer such as ``runs:/<id>/tokenizer`` whose embeddings are built by
     ``vocab_transfer``: fvt, pvt or random). ``embedding_rank`` r > 0 factorises the word embeddings
     into vocabulary x r and r x hidden from their truncated SVD (ALBERT-style; after the vocabulary
-    transfer, so it combines with a domain tokenizer). ``intermediate_size`` n > 0 keeps n units of
+    transfer, so it combines with a domain tokenizer); ``embedding_weights`` ``frequency`` chooses the
+    factors' subspace by how often each token occurs in the stage's training text instead of
+    ``uniform``ly over the vocabulary. ``intermediate_size`` n > 0 keeps n units of
     every feed-forward block, those with the largest weight norms (0: the model's own width)."""
 
     student_layers: int = 0
@@ -83,6 +86,7 @@ class StudentParams:
     tokenizer: str = "same"
     vocab_transfer: str = "fvt"
     embedding_rank: int = 0
+    embedding_weights: str = "uniform"
     intermediate_size: int = 0
 
     def __post_init__(self) -> None:
@@ -93,6 +97,10 @@ class StudentParams:
                 self.vocab_transfer)
         require(self.embedding_rank >= 0, "embedding_rank", "0 (a plain embedding matrix) or a rank >= 1",
                 self.embedding_rank)
+        require(self.embedding_weights in EMBEDDING_WEIGHTS, "embedding_weights",
+                f"one of {', '.join(EMBEDDING_WEIGHTS)}", self.embedding_weights)
+        require(self.embedding_weights == "uniform" or self.embedding_rank > 0, "embedding_weights",
+                "uniform unless embedding_rank factorises the embeddings", self.embedding_weights)
         require(self.intermediate_size >= 0, "intermediate_size",
                 "0 (the model's feed-forward width) or a width >= 1", self.intermediate_size)
 
@@ -214,9 +222,12 @@ def load_tokenizer_ref(ref: str, trust_remote_code: bool = False):
     return load_tokenizer(localize_model(ref), trust_remote_code=trust_remote_code)
 
 
-def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
+def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
+                 text: Sequence[Sequence[str]] | None = None):
     """``build_student`` from a stage's student parameters; logs the spec as tags, adds its
-    :func:`student_label` to the run's name and prints it."""
+    :func:`student_label` to the run's name and prints it. ``text`` (sentences as words): what the
+    student will be trained on, whose token counts weight the factorisation for
+    ``embedding_weights=frequency``."""
     new_tokenizer = None if spec.tokenizer == "same" else load_tokenizer_ref(spec.tokenizer)
     student, student_tokenizer, layers = build_student(
         model, tokenizer, n_layers=spec.student_layers, selection=spec.layer_selection, tokenizer=new_tokenizer,
@@ -233,14 +244,22 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
                     "parameters)")
     factorised = ""
     if spec.embedding_rank > 0:
+        weights = None
+        if spec.embedding_weights == "frequency":
+            if not text:
+                raise ConfigError("parameter 'embedding_weights': frequency needs the training text to count "
+                                  "tokens in, and this stage has none")
+            weights = token_frequencies(student_tokenizer, text, student.get_input_embeddings().weight.shape[0])
         with as_parameters():
-            svd = factorise_embeddings(student, spec.embedding_rank)
-        log_metrics({"embedding_svd_error": svd["embedding_svd_error"]})
+            svd = factorise_embeddings(student, spec.embedding_rank, weights)
+        log_metrics({k: svd[k] for k in ("embedding_svd_error", "embedding_weighted_error") if k in svd})
+        weighted = (f", {svd['embedding_weighted_error']:.3f} weighted by the frequencies of "
+                    f"{int(weights.sum()):,} tokens" if weights is not None else "")
         factorised = (f"; word embeddings factorised at rank {spec.embedding_rank} "
                       f"({svd['embedding_params_before'] / 1e6:.2f}M -> {svd['embedding_params_after'] / 1e6:.2f}M "
-                      f"parameters, relative SVD error {svd['embedding_svd_error']:.3f})")
+                      f"parameters, relative SVD error {svd['embedding_svd_error']:.3f}{weighted})")
     label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer),
-                          spec.embedding_rank, spec.intermediate_size)
+                          spec.embedding_rank, spec.intermediate_size, spec.embedding_weights == "frequency")
     name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
     mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
     how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"
@@ -249,13 +268,14 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0):
     return student, student_tokenizer
 
 
-def student_label(depth: int, vocab_size: int | None, embedding_rank: int = 0, intermediate_size: int = 0) -> str:
+def student_label(depth: int, vocab_size: int | None, embedding_rank: int = 0, intermediate_size: int = 0,
+                  weighted: bool = False) -> str:
     """``s2-dom16k`` (2 layers, a 16k domain vocabulary), ``s3-same`` (3 layers, the model's tokenizer),
-    ``s2-same-r64`` (embeddings factorised at rank 64) or ``s4-same-r56-f768`` (feed-forward blocks of
-    768 units): what run names add for a student."""
+    ``s2-same-r64`` (embeddings factorised at rank 64; ``-r64w`` weighted by token frequency) or
+    ``s4-same-r56-f768`` (feed-forward blocks of 768 units): what run names add for a student."""
     label = f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
-    return label + (f"-r{embedding_rank}" if embedding_rank else "") + (
-        f"-f{intermediate_size}" if intermediate_size else "")
+    rank = f"-r{embedding_rank}{'w' if weighted else ''}" if embedding_rank else ""
+    return label + rank + (f"-f{intermediate_size}" if intermediate_size else "")
 
 
 #: parameters that do not change what a training computes: a re-run that sets them differently still resumes

@@ -189,7 +189,8 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             source_tokenizer = load_tokenizer(init_dir, trust_remote_code=config.trust_remote_code)
             set_seed(config.seed)
             source = load_token_classifier(init_dir, labels, trust_remote_code=config.trust_remote_code)
-        student, student_tokenizer = make_student(source, source_tokenizer, config, seed=config.seed)
+        student, student_tokenizer = make_student(source, source_tokenizer, config, seed=config.seed,
+                                                  text=[s.tokens for s in data.splits["train"]] + transfer)
         losses = LossSettings(
             temperature=config.temperature, kd_weight=config.kd_weight, ce_weight=config.ce_weight,
             hidden_weight=config.hidden_weight, hidden_loss=config.hidden_loss,

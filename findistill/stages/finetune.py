@@ -42,7 +42,8 @@ def run(config: Config) -> str:
         set_seed(config.seed)  # the new NER head is initialised here, before the Trainer seeds itself
         model = load_token_classifier(model_dir, data.labels, trust_remote_code=config.trust_remote_code)
         if config.is_student():
-            model, tokenizer = make_student(model, tokenizer, config, seed=config.seed)
+            model, tokenizer = make_student(model, tokenizer, config, seed=config.seed,
+                                            text=[s.tokens for s in data.splits["train"]])
         checkpoints = checkpoint_path(config, "finetune")
         summary = train_token_classifier(
             model, tokenizer, data.splits["train"], data.splits["validation"], data.labels, config.settings(),

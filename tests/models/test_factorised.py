@@ -74,3 +74,52 @@ def test_a_rank_beyond_the_matrix_or_a_second_factorisation_is_refused():
     factorise_embeddings(model, 8)
     with pytest.raises(ValueProblem, match="already factorised"):
         factorise_embeddings(model, 4)
+
+
+def test_frequency_weights_spend_the_rank_on_the_frequent_rows():
+    torch.manual_seed(5)
+    matrix = torch.randn(60, 20)
+    weights = torch.zeros(60)
+    weights[[3, 17, 42]] = torch.tensor([50.0, 9.0, 1.0])  # three tokens occur, the rest never
+    a, b, _ = svd_factors(matrix, 3, weights)
+    # three weighted rows fit a rank-3 subspace exactly; the plain SVD, spread over all 60, does not
+    assert torch.allclose((a @ b)[[3, 17, 42]], matrix[[3, 17, 42]], atol=1e-5)
+    plain_a, plain_b, _ = svd_factors(matrix, 3)
+    assert (plain_a @ plain_b - matrix)[[3, 17, 42]].norm() > 1
+    # every row, weighted or not, is its projection onto the kept subspace: the best it can get there
+    assert torch.allclose(a, matrix @ b.T, atol=1e-5) and torch.allclose(b @ b.T, torch.eye(3), atol=1e-5)
+
+    # with all rows weighted, the weighted optimum beats the plain SVD in the weighted norm and is no better
+    # in the plain one (each is optimal in its own norm)
+    counts = torch.rand(60) ** 4 * 100
+
+    def weighted_error(x, y):
+        return float(((matrix - x @ y).pow(2).sum(dim=1) * counts).sum())
+
+    wa, wb, _ = svd_factors(matrix, 5, counts)
+    pa, pb, _ = svd_factors(matrix, 5)
+    assert weighted_error(wa, wb) < weighted_error(pa, pb)
+    assert torch.linalg.norm(matrix - wa @ wb) >= torch.linalg.norm(matrix - pa @ pb)
+    # equal weights are the plain factorisation
+    ea, eb, _ = svd_factors(matrix, 5, torch.full((60,), 7.0))
+    assert torch.allclose(ea @ eb, pa @ pb, atol=1e-5)
+
+
+def test_token_frequencies_count_pieces_without_special_tokens():
+    from conftest import wordpiece_tokenizer
+
+    from findistill.models.factorised import token_frequencies
+
+    tokenizer = wordpiece_tokenizer(["bank", "net", "profit", "##s", "rose"])  # ids 5..9 after 5 specials
+    counts = token_frequencies(tokenizer, [["banks", "rose"], ["net", "profits", "rose"], ["bank"]], 12)
+    assert counts.tolist() == [0, 0, 0, 0, 0, 2, 1, 1, 2, 2, 0, 0]
+
+
+def test_weighted_factorisation_reports_both_errors_and_refuses_bad_weights():
+    model = bert_classifier(layers=1, width=32, vocab=64)
+    weights = torch.zeros(64)
+    weights[:10] = 1.0
+    report = factorise_embeddings(model, 10, weights)
+    assert report["embedding_weighted_error"] < 1e-6 < report["embedding_svd_error"]  # the 10 counted rows are exact
+    with pytest.raises(ValueProblem, match="embedding_weights: expected one weight >= 0 per embedding row \\(64\\)"):
+        factorise_embeddings(bert_classifier(layers=1, width=32, vocab=64), 4, torch.ones(63))

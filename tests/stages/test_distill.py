@@ -76,16 +76,18 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     text.write_text("\n".join(f"Fund {i} bought shares of Company {i} in London ." for i in range(50)) + "\n")
     params = {"teacher": ",".join(map(str, folders)), "data": "sample", "max_sentences": "40", "epochs": "1",
               "batch_size": "8", "max_length": "64", "student_layers": "2", "embedding_rank": "8",
-              "intermediate_size": "48", "hidden_weight": "1", "hidden_layers": "kept",
+              "embedding_weights": "frequency", "intermediate_size": "48", "hidden_weight": "1",
+              "hidden_layers": "kept",
               "transfer_data": f"augment,{text}", "transfer_ratio": "0.5", "measure_resources": "false"}
     run = mlflow.get_run(distill.run(parse_params(distill.Config, params)))
     assert run.info.status == "FINISHED"
     assert run.data.tags["findistill.ensemble_size"] == "2" and run.data.tags["findistill.layer_map"] == "1:1,2:2"
     assert run.data.metrics["transfer_sentences"] == 2 * round(0.5 * 40)  # both sources gave their share
-    assert 0 < run.data.metrics["embedding_svd_error"] < 1
+    # rank 8 spent on the tokens of the training and transfer sentences: closer on them than over the vocabulary
+    assert 0 < run.data.metrics["embedding_weighted_error"] < run.data.metrics["embedding_svd_error"] < 1
     student = load_token_classifier(localize_model(f"runs:/{run.info.run_id}/model"))
     assert isinstance(student.get_input_embeddings(), FactorisedEmbedding)
-    assert student.config.intermediate_size == 48 and run.data.tags["mlflow.runName"].endswith(" s2-same-r8-f48")
+    assert student.config.intermediate_size == 48 and run.data.tags["mlflow.runName"].endswith(" s2-same-r8w-f48")
     assert run.data.metrics["params_total"] == sum(p.numel() for p in student.parameters())
     # the teachers' outputs on the same sentences are cached once, beside the checkpoints, for any later run
     assert "computed and stored" in capsys.readouterr().out
