@@ -164,6 +164,9 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96-f768-reuters1-int8": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, ONNX Runtime int8", 3,
                                          rank=96, ffn=768, baseline="s3-r96-f768-reuters1", lever="int8",
                                          quantize="onnx-int8"),
+    "s3-r96w-f768-reuters1-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD + Reuters x1, ONNX Runtime "
+                                          "int8", 3, rank=96, ffn=768, baseline="s3-r96w-f768-reuters1", lever="int8",
+                                          quantize="onnx-int8"),
 }
 #: named selections of the matrix (``--variants``); ``all`` is every variant
 SELECTIONS = {
@@ -175,7 +178,7 @@ SELECTIONS = {
               "s3-r96w-f768-reuters1",
     "curve": "s2-r64-reuters2,s2-r64-reuters4",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
-            "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8",
+            "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8",
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1",
     "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
 }
