@@ -77,8 +77,8 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     params = {"teacher": ",".join(map(str, folders)), "data": "sample", "max_sentences": "40", "epochs": "1",
               "batch_size": "8", "max_length": "64", "student_layers": "2", "embedding_rank": "8",
               "embedding_weights": "frequency", "intermediate_size": "48", "hidden_weight": "1",
-              "hidden_layers": "kept",
-              "transfer_data": f"augment,{text}", "transfer_ratio": "0.5", "measure_resources": "false"}
+              "hidden_layers": "kept", "transfer_data": f"augment,{text}", "transfer_ratio": "0.5",
+              "measure_resources": "false"}
     run = mlflow.get_run(distill.run(parse_params(distill.Config, params)))
     assert run.info.status == "FINISHED"
     assert run.data.tags["findistill.ensemble_size"] == "2" and run.data.tags["findistill.layer_map"] == "1:1,2:2"
