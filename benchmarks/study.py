@@ -140,6 +140,10 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-reuters1": Variant("3 layers, feed-forward 768, r=96 weighted by token frequency, KD + Reuters x1",
                                      3, rank=96, ffn=768, params={**REUTERS_X, "embedding_weights": "frequency"},
                                      baseline="s3-r96-f768-reuters1", lever="5"),
+    "s3-r112w-f512-reuters1": Variant("3 layers, feed-forward 512, r=112 weighted by token frequency, KD + Reuters "
+                                      "x1", 3, rank=112, ffn=512,
+                                      params={**REUTERS_X, "embedding_weights": "frequency"},
+                                      baseline="s3-r96w-f768-reuters1", lever="width"),
     # budget: the 3-layer student's validation F1 still rises at its sixth and last epoch
     "s3-r40-reuters1-e10": Variant("3 layers, r=40, KD + Reuters x1, 10 epochs (patience 3)", 3, rank=40,
                                    params={**REUTERS_X, "epochs": "10", "patience": "3"},
@@ -175,11 +179,11 @@ SELECTIONS = {
               "s2-r64-hidden-uniform,s2-r64-hidden-emb,s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,"
               "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1,"
               "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r40-reuters1-e10,s2-r64w-kd,s3-r40w-reuters1,"
-              "s3-r96w-f768-reuters1",
+              "s3-r96w-f768-reuters1,s3-r112w-f512-reuters1",
     "curve": "s2-r64-reuters2,s2-r64-reuters4",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8",
-    "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1",
+    "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r112w-f512-reuters1",
     "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
 }
 
