@@ -140,19 +140,19 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-reuters1": Variant("3 layers, feed-forward 768, r=96 weighted by token frequency, KD + Reuters x1",
                                      3, rank=96, ffn=768, params={**REUTERS_X, "embedding_weights": "frequency"},
                                      baseline="s3-r96-f768-reuters1", lever="5"),
-    "s3-r112w-f512-reuters1": Variant("3 layers, feed-forward 512, r=112 weighted by token frequency, KD + Reuters "
-                                      "x1", 3, rank=112, ffn=512,
-                                      params={**REUTERS_X, "embedding_weights": "frequency"},
-                                      baseline="s3-r96w-f768-reuters1", lever="width"),
     # budget: the 3-layer student's validation F1 still rises at its sixth and last epoch
     "s3-r40-reuters1-e10": Variant("3 layers, r=40, KD + Reuters x1, 10 epochs (patience 3)", 3, rank=40,
                                    params={**REUTERS_X, "epochs": "10", "patience": "3"},
                                    baseline="s3-r40-reuters1", lever="budget"),
-    # width: narrower feed-forward blocks pay for a layer (4 at rank 56) or for embedding rank (3 at rank 96)
+    # width: narrower feed-forward blocks pay for a layer (4 at rank 56) or for embedding rank (3 at rank 96 or 112)
     "s4-r56-f768-reuters1": Variant("4 layers, feed-forward 768 wide, r=56, KD + Reuters x1", 4, rank=56, ffn=768,
                                     params=REUTERS_X, baseline="s3-r40-reuters1", lever="width"),
     "s3-r96-f768-reuters1": Variant("3 layers, feed-forward 768 wide, r=96, KD + Reuters x1", 3, rank=96, ffn=768,
                                     params=REUTERS_X, baseline="s3-r40-reuters1", lever="width"),
+    "s3-r112w-f512-reuters1": Variant("3 layers, feed-forward 512, r=112 weighted by token frequency, KD + Reuters "
+                                      "x1", 3, rank=112, ffn=512,
+                                      params={**REUTERS_X, "embedding_weights": "frequency"},
+                                      baseline="s3-r96w-f768-reuters1", lever="width"),
     # speed without depth: ONNX Runtime dynamic int8 of trained students (the quantize stage, seed by seed)
     "s2-r64-reuters1-int8": Variant("2 layers, r=64, KD + Reuters x1, ONNX Runtime int8", 2, rank=64,
                                     baseline="s2-r64-reuters1", lever="int8", quantize="onnx-int8"),

@@ -102,12 +102,13 @@ def _submodule(module: nn.Module, path: str) -> nn.Module | None:
     return module
 
 
-def _feed_forward(layer: nn.Module) -> tuple[str, str, str]:
-    """The (up-projection path, down-projection path, config key) of ``layer``'s feed-forward block."""
+def _feed_forward(layer: nn.Module) -> tuple[dict[str, nn.Linear], str]:
+    """``layer``'s feed-forward block: ``{path: module}`` of its up- and down-projection (in that order),
+    and the config key of its width."""
     for up_path, down_path, key in FEED_FORWARD_PATHS:
         up, down = _submodule(layer, up_path), _submodule(layer, down_path)
         if isinstance(up, nn.Linear) and isinstance(down, nn.Linear) and up.out_features == down.in_features:
-            return up_path, down_path, key
+            return {up_path: up, down_path: down}, key
     raise ConfigError(f"cannot find the feed-forward block of {type(layer).__name__}; intermediate_size supports "
                       "BERT-like layers (intermediate.dense and output.dense) and DistilBERT's (ffn.lin1, ffn.lin2)")
 
@@ -137,8 +138,8 @@ def narrow_feed_forward(model: PreTrainedModel, size: int) -> dict[str, int]:
     nothing; a wider one raises ValueProblem."""
     before = after = 0
     for layer in layer_list(model):
-        up_path, down_path, key = _feed_forward(layer)
-        up, down = _submodule(layer, up_path), _submodule(layer, down_path)
+        block, key = _feed_forward(layer)
+        (up_path, up), (down_path, down) = block.items()
         if not 1 <= size <= up.out_features:
             raise ValueProblem("intermediate_size", f"expected 0 (the model's own width) or a width in "
                                f"1..{up.out_features} (the model's feed-forward blocks have {up.out_features} "
