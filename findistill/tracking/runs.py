@@ -11,6 +11,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -287,10 +288,24 @@ def split_dataset(data: NerData, split: str):
     return mlflow.data.from_pandas(frame, source=source, name=f"{data.name}/{split}", targets="tags")
 
 
-def log_dataset_inputs(data: NerData) -> None:
-    """Log every split of ``data`` as an input of the active run, with the split as its context."""
+def log_dataset_inputs(data: NerData, attempts: int = 3) -> None:
+    """Log every split of ``data`` as an input of the active run, with the split as its context.
+
+    The tracking store looks a dataset up and inserts it if missing, in one transaction but without
+    a lock: two runs logging the same split into one experiment at the same moment (search workers,
+    ``mlflow run`` in parallel) can both miss it, and the second insert then breaks the dataset's
+    primary key. The first commit wins, so the failed call is tried again and finds the dataset.
+    """
     for split in data.splits:
-        mlflow.log_input(split_dataset(data, split), context=split)
+        dataset = split_dataset(data, split)
+        for attempt in range(1, attempts + 1):
+            try:
+                mlflow.log_input(dataset, context=split)
+                break
+            except mlflow.exceptions.MlflowException:
+                if attempt == attempts:
+                    raise
+                time.sleep(0.2 * attempt)
 
 
 def log_text(text: str, artifact_file: str) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 
 from findistill.config import ConfigError
+from findistill.data.splits import load_ner_data
 from findistill.models.loading import load_tokenizer
 from findistill.stages import prepare
-from findistill.tracking.runs import localize_model, log_metrics, stage_run
+from findistill.tracking.runs import localize_model, log_dataset_inputs, log_metrics, stage_run
 
 
 def test_a_logged_tokenizer_folder_and_a_model_folder_both_localize(mlflow_store, tiny_encoder_dir,
@@ -48,3 +51,33 @@ def test_a_stage_that_raises_leaves_its_run_failed(mlflow_store):
         with stage_run("prepare", prepare.Config()) as run:
             raise ConfigError("parameter 'x': expected y")
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
+
+
+def test_a_dataset_another_run_inserted_first_is_logged_on_the_next_try(mlflow_store, monkeypatch):
+    """Two runs logging one split into one experiment at once: the store raises for the second insert
+    (the dataset's primary key); the split is tried again and logged once, as every other split."""
+    data = load_ner_data("sample")
+    real = mlflow.log_input
+    calls = []
+
+    def racing(dataset, context=None, **kwargs):
+        calls.append(context)
+        if calls.count(context) == 1 and context == "validation":
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                                  "datasets.name, datasets.digest", INTERNAL_ERROR)
+        return real(dataset, context=context, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_input", racing)
+    with mlflow.start_run() as run:
+        log_dataset_inputs(data)
+    logged = [(d.dataset.name, {t.key: t.value for t in d.tags}["mlflow.data.context"])
+              for d in mlflow.get_run(run.info.run_id).inputs.dataset_inputs]
+    assert sorted(logged) == [(f"{data.name}/{split}", split) for split in ("test", "train", "validation")]
+    assert calls.count("validation") == 2 and calls.count("train") == 1
+
+    def broken(dataset, context=None, **kwargs):  # an error that does not go away is raised, not swallowed
+        raise MlflowException("the store is read-only", INTERNAL_ERROR)
+
+    monkeypatch.setattr(mlflow, "log_input", broken)
+    with mlflow.start_run(), pytest.raises(MlflowException, match="read-only"):
+        log_dataset_inputs(data, attempts=2)
