@@ -140,6 +140,22 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-reuters1": Variant("3 layers, feed-forward 768, r=96 weighted by token frequency, KD + Reuters x1",
                                      3, rank=96, ffn=768, params={**REUTERS_X, "embedding_weights": "frequency"},
                                      baseline="s3-r96-f768-reuters1", lever="5"),
+    # the best student with more teacher-labelled news, and with the ensemble of the teachers
+    "s3-r96w-f768-reuters4": Variant("3 layers, feed-forward 768, r=96 weighted, KD + Reuters x4", 3, rank=96, ffn=768,
+                                     params={**REUTERS_X, "transfer_ratio": "4", "embedding_weights": "frequency"},
+                                     baseline="s3-r96w-f768-reuters1", lever="2"),
+    "s3-r96w-f768-ensemble": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble of the "
+                                     "teachers + Reuters x1", 3, rank=96, ffn=768, teacher="ensemble",
+                                     params={**REUTERS_X, "embedding_weights": "frequency"},
+                                     baseline="s3-r96w-f768-reuters1", lever="1"),
+    # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
+    "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
+                                        "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
+                                        baseline="s3-r96-f768-reuters1", lever="selection"),
+    "s3-r96w-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96 weighted, KD + Reuters x1, validation in "
+                                         "blocks of 20 sentences", 3, rank=96, ffn=768,
+                                         params={**REUTERS_X, "embedding_weights": "frequency", "split_blocks": "20"},
+                                         baseline="s3-r96-f768-reuters1-b20", lever="5"),
     # budget: the 3-layer student's validation F1 still rises at its sixth and last epoch
     "s3-r40-reuters1-e10": Variant("3 layers, r=40, KD + Reuters x1, 10 epochs (patience 3)", 3, rank=40,
                                    params={**REUTERS_X, "epochs": "10", "patience": "3"},
@@ -179,12 +195,14 @@ SELECTIONS = {
               "s2-r64-hidden-uniform,s2-r64-hidden-emb,s2-cov8k-kd,s2-dom8k-pvt,s2-r64-dapt,s2-dom8k-reuters1,"
               "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1,"
               "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r40-reuters1-e10,s2-r64w-kd,s3-r40w-reuters1,"
-              "s3-r96w-f768-reuters1,s3-r112w-f512-reuters1",
-    "curve": "s2-r64-reuters2,s2-r64-reuters4",
+              "s3-r96w-f768-reuters1,s3-r112w-f512-reuters1,s3-r96w-f768-ensemble,s3-r96-f768-reuters1-b20,"
+              "s3-r96w-f768-reuters1-b20",
+    "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8",
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r112w-f512-reuters1",
     "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
+    "blocks": "s3-r96-f768-reuters1-b20,s3-r96w-f768-reuters1-b20",
 }
 
 

@@ -54,6 +54,8 @@ CASES = [
          ("bad.conll:3", "expected 'token ... tag'"), files={"bad.conll": "Acme B-ORG\n\nrose\n"}),
     Case("data-validation-fraction", "prepare", ("--validation_fraction", "0.7"),
          ("parameter 'validation_fraction'", "between 0 and 0.5", "0.7")),
+    Case("data-split-blocks", "prepare", ("--split_blocks", "-5"),
+         ("parameter 'split_blocks'", "consecutive sentences", "-5")),
     Case("data-seed-not-int", "prepare", ("--seed", "forty-two"), ("parameter 'seed'", "expected an integer")),
     Case("unknown-parameter", "prepare", ("--max_sentence", "20"),
          ("unknown parameter(s) max_sentence", "valid:", "max_sentences")),

@@ -56,8 +56,10 @@ class NerData:
     """A corpus ready for training: IOB2 splits, label list and the decisions that made it.
 
     ``validation_unit`` says how the validation split was made: ``"document"`` (whole documents
-    cut from a training file with ``-DOCSTART-`` boundaries), ``"sentence"`` (sentences drawn
-    at random from a training file without usable document boundaries) or ``"given"`` (read
+    cut from a training file with ``-DOCSTART-`` boundaries), ``"block"`` (whole runs of
+    consecutive sentences, ``split_blocks``, cut from a training file without boundaries),
+    ``"sentence"`` (sentences drawn at random from a training file without usable document
+    boundaries) or ``"given"`` (read
     from its own file or split of the source). ``name`` names the corpus in what is logged
     (``finer-ord``, ``sample``).
     """

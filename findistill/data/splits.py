@@ -312,29 +312,36 @@ def _document_split(sentences: list[Sentence], documents: list, fractions: Seque
 
 
 def _cut(sentences: list[Sentence], documents: list | None, fractions: Sequence[float], seed: int,
-         source: str, names: Sequence[str]) -> tuple[list[list[Sentence]], list[str], str]:
+         source: str, names: Sequence[str], block: int = 0) -> tuple[list[list[Sentence]], list[str], str]:
     """Returns ``(parts, notes, unit)``: ``sentences`` cut into one part per fraction and the rest.
 
     By whole documents (``unit`` "document") when ``documents`` gives at least one document per
-    part, so that no document has sentences in two parts; else by sentences drawn at random
-    (``unit`` "sentence", see :func:`_shuffled_split`). ``names`` name the parts, the rest last.
+    part, so that no document has sentences in two parts. Without document boundaries and with
+    ``block`` > 0, runs of ``block`` consecutive sentences stand in for documents (``unit``
+    "block"): a source that keeps its documents' sentences in order then has no document, or
+    only the two ends of a few, in two parts. Else by sentences drawn at random (``unit``
+    "sentence", see :func:`_shuffled_split`). ``names`` name the parts, the rest last.
     The notes say which way each part was cut and how much it holds (by sentences: the rest
     is not noted).
     """
+    unit, noun, of = "document", "whole document", ""
+    if documents is None and block > 0:
+        documents = [index // block for index in range(len(sentences))]
+        unit, noun, of = "block", "block", f" of {block} consecutive sentences"
     count = len(set(documents)) if documents is not None else 0
     if documents is None:
         reason = "no document boundaries"
     elif count == 1:
         reason = "only one document"
     elif count <= len(fractions):
-        reason = f"only {count} documents, too few for whole-document {', '.join(names[:-1])} and {names[-1]} parts"
+        reason = f"only {count} {unit}s, too few for whole-{unit} {', '.join(names[:-1])} and {names[-1]} parts"
     else:
         parts, taken = _document_split(sentences, documents, fractions, seed)
-        notes = [f"{name}: {_plural(taken[number], 'whole document')} of {source} (seed {seed}): "
+        notes = [f"{name}: {_plural(taken[number], noun)}{of} of {source} (seed {seed}): "
                  f"{len(parts[number])} of {len(sentences)} sentences" for number, name in enumerate(names[:-1])]
-        notes.append(f"{names[-1]}: the other {_plural(taken[-1], 'document')} of {source}: "
+        notes.append(f"{names[-1]}: the other {_plural(taken[-1], unit)} of {source}: "
                      f"{len(parts[-1])} of {len(sentences)} sentences")
-        return parts, notes, "document"
+        return parts, notes, unit
     parts = _shuffled_split(sentences, fractions, seed, source, names)
     notes = [f"{name}: sentence-level split ({reason}): {len(parts[number])} of {len(sentences)} sentences "
              f"of {source} drawn at random (seed {seed})" for number, name in enumerate(names[:-1])]
@@ -343,16 +350,17 @@ def _cut(sentences: list[Sentence], documents: list | None, fractions: Sequence[
 
 def _cut_description(source: str, seed: int, unit: str, fraction: float, part: list[Sentence]) -> str:
     """Returns the ``files`` entry of a split cut from ``source``: share asked for, or size by documents."""
-    if unit == "document":
-        return f"split from {source} (seed {seed}, whole documents, {len(part)} sentences)"
+    if unit in ("document", "block"):
+        return f"split from {source} (seed {seed}, whole {unit}s, {len(part)} sentences)"
     return f"split from {source} (seed {seed}, {_percent(fraction)})"
 
 
-def _arrange_splits(parts: list[_Part], seed: int, validation_fraction: float, test_fraction: float
-                    ) -> tuple[dict[str, list[Sentence]], dict[str, str], list[str], str]:
+def _arrange_splits(parts: list[_Part], seed: int, validation_fraction: float, test_fraction: float,
+                    block: int = 0) -> tuple[dict[str, list[Sentence]], dict[str, str], list[str], str]:
     """Returns ``(splits, files, notes, validation unit)`` after applying the split rules to the given parts.
 
-    The validation unit is "given" when validation is read as given, else the unit of :func:`_cut`.
+    The validation unit is "given" when validation is read as given, else the unit of :func:`_cut`
+    (``block``: its stand-in documents for sources without boundaries).
     """
     given = {part.split for part in parts}
     if "all" in given or given == {"train"}:
@@ -360,14 +368,14 @@ def _arrange_splits(parts: list[_Part], seed: int, validation_fraction: float, t
         source = _sources(parts, key)
         (validation, test, train), cut_notes, unit = _cut(
             _sentences(parts, key), _documents(parts, key), [validation_fraction, test_fraction], seed, source,
-            ["validation", "test", "train"])
+            ["validation", "test", "train"], block)
         rest = 1 - validation_fraction - test_fraction
         files = {"train": _cut_description(source, seed, unit, rest, train),
                  "validation": _cut_description(source, seed, unit, validation_fraction, validation),
                  "test": _cut_description(source, seed, unit, test_fraction, test)}
         notes = [f"one source only ({source}): split into train/validation/test "
                  f"{_percent(rest)}/{_percent(validation_fraction)}/{_percent(test_fraction)} with seed {seed}"
-                 + (" (aimed at, by whole documents)" if unit == "document" else ""), *cut_notes]
+                 + (f" (aimed at, by whole {unit}s)" if unit in ("document", "block") else ""), *cut_notes]
         return {"train": train, "validation": validation, "test": test}, files, notes, unit
     if "train" not in given:
         raise DataError(f"no training data: found only {' and '.join(sorted(given))} "
@@ -383,16 +391,17 @@ def _arrange_splits(parts: list[_Part], seed: int, validation_fraction: float, t
         notes.append(f"no test split: {files['test']} is used as test (the held-out evaluation split, "
                      "never used for selection)")
     (validation, train), cut_notes, unit = _cut(_sentences(parts, "train"), _documents(parts, "train"),
-                                                [validation_fraction], seed, files["train"], ["validation", "train"])
+                                                [validation_fraction], seed, files["train"], ["validation", "train"],
+                                                block)
     files["validation"] = _cut_description(files["train"], seed, unit, validation_fraction, validation)
     notes.append(f"no separate validation split: {_percent(validation_fraction)} of train split off "
-                 f"for validation (seed {seed})" + (", by whole documents" if unit == "document" else ""))
+                 f"for validation (seed {seed})" + (f", by whole {unit}s" if unit in ("document", "block") else ""))
     notes += cut_notes
     return {"train": train, "validation": validation, "test": test}, files, notes, unit
 
 
 def _check_parameters(scheme: str, seed: int, validation_fraction: float, test_fraction: float,
-                      max_sentences: int) -> str:
+                      max_sentences: int, split_blocks: int = 0) -> str:
     """Returns the canonical scheme ("auto" or one of ENTITY_SCHEMES); DataError for a bad parameter."""
     if not isinstance(scheme, str) or (scheme.lower() != "auto" and scheme.upper() not in ENTITY_SCHEMES):
         raise DataError(f"invalid value for parameter `scheme`: {scheme!r}; "
@@ -404,15 +413,16 @@ def _check_parameters(scheme: str, seed: int, validation_fraction: float, test_f
     if validation_fraction + test_fraction >= 1:
         raise DataError(f"invalid values for parameters `validation_fraction` + `test_fraction`: "
                         f"{validation_fraction} + {test_fraction} >= 1; expected a sum below 1 to leave data for train")
-    for name, value in (("seed", seed), ("max_sentences", max_sentences)):
-        if isinstance(value, bool) or not isinstance(value, int) or (name == "max_sentences" and value < 0):
+    for name, value in (("seed", seed), ("max_sentences", max_sentences), ("split_blocks", split_blocks)):
+        if isinstance(value, bool) or not isinstance(value, int) or (name != "seed" and value < 0):
             raise DataError(f"invalid value for parameter `{name}`: {value!r}; expected a "
-                            f"{'non-negative ' if name == 'max_sentences' else ''}integer")
+                            f"{'non-negative ' if name != 'seed' else ''}integer")
     return "auto" if scheme.lower() == "auto" else scheme.upper()
 
 
 def load_ner_data(data: str | os.PathLike, *, splits: str = "auto", scheme: str = "auto", seed: int = 42,
-                  validation_fraction: float = 0.1, test_fraction: float = 0.1, max_sentences: int = 0) -> NerData:
+                  validation_fraction: float = 0.1, test_fraction: float = 0.1, max_sentences: int = 0,
+                  split_blocks: int = 0) -> NerData:
     """Returns the corpus ``data`` as IOB2 train/validation/test splits with labels and notes.
 
     ``data``: ``"sample"``, a file, a folder of data files, a ``save_to_disk`` folder or a hub
@@ -422,19 +432,22 @@ def load_ner_data(data: str | os.PathLike, *, splits: str = "auto", scheme: str 
     fresh validation is split off train; a single source -> split three ways. A part cut from a
     source with ``-DOCSTART-`` boundaries is made of whole documents (about its fraction of the
     sentences, at least one document), so no document has sentences in two splits; a source
-    without boundaries, or with too few documents, is cut by sentences. ``NerData.validation_unit``
-    and the notes say which. Shuffles use ``random.Random(seed)``. ``scheme``: "auto" (detected over all splits) or the scheme of the
-    source. The label list comes from train; another split with an extra type is an error.
+    without boundaries is cut in runs of ``split_blocks`` consecutive sentences taken as documents
+    when ``split_blocks`` > 0, else (and with too few documents) by sentences drawn at random.
+    ``NerData.validation_unit`` and the notes say which. Shuffles use ``random.Random(seed)``.
+    ``scheme``: "auto" (detected over all splits) or the scheme of the source. The label list
+    comes from train; another split with an extra type is an error.
     ``max_sentences`` > 0 keeps the first N sentences of each split (after splitting).
     """
-    scheme = _check_parameters(scheme, seed, validation_fraction, test_fraction, max_sentences)
+    scheme = _check_parameters(scheme, seed, validation_fraction, test_fraction, max_sentences, split_blocks)
     if not isinstance(splits, str):
         raise DataError(f"invalid value for parameter `splits`: {splits!r}; "
                         "expected \"auto\" or \"train=FILE,test=FILE\"")
     parts = _read_parts(data, splits)
     used_scheme, scheme_notes = _convert_parts(parts, scheme)
     labels = _check_label_sets(parts, _declared_label_types(data))
-    arranged, files, notes, validation_unit = _arrange_splits(parts, seed, validation_fraction, test_fraction)
+    arranged, files, notes, validation_unit = _arrange_splits(parts, seed, validation_fraction, test_fraction,
+                                                              split_blocks)
     for split in SPLITS:
         if not arranged[split]:
             raise DataError(f"the {split} split is empty; every split needs at least one sentence", files[split])

@@ -60,6 +60,7 @@ class DataParams:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     max_sentences: int = 0
+    split_blocks: int = 0
 
     def __post_init__(self) -> None:
         require(bool(self.data.strip()), "data", "a data folder/file, 'sample', or runs:/<id>/data", self.data)
@@ -67,6 +68,8 @@ class DataParams:
             value = getattr(self, name)
             require(0.0 < value < 0.5, name, "a fraction between 0 and 0.5", value)
         require(self.max_sentences >= 0, "max_sentences", "0 (all) or a positive count", self.max_sentences)
+        require(self.split_blocks >= 0, "split_blocks", "0 (by sentences) or a number of consecutive sentences",
+                self.split_blocks)
 
 
 @dataclass
@@ -135,7 +138,7 @@ def load_stage_data(params: DataParams) -> NerData:
     data = load_ner_data(
         localize(params.data), splits=params.splits, scheme=params.scheme, seed=params.seed,
         validation_fraction=params.validation_fraction, test_fraction=params.test_fraction,
-        max_sentences=params.max_sentences,
+        max_sentences=params.max_sentences, split_blocks=params.split_blocks,
     )
     data.name = corpus_name(params.data)
     return data
@@ -143,8 +146,8 @@ def load_stage_data(params: DataParams) -> NerData:
 
 def log_data(data: NerData) -> dict:
     """Log the splits as the run's dataset inputs, ``data_stats.json`` and the tags ``findistill.corpus``
-    and ``findistill.validation_unit`` (how the validation part was cut: ``document``, ``sentence`` or
-    ``given``) in the active run; return the statistics."""
+    and ``findistill.validation_unit`` (how the validation part was cut: ``document``, ``block``,
+    ``sentence`` or ``given``) in the active run; return the statistics."""
     log_dataset_inputs(data)
     stats = dataset_stats(data)
     log_json(stats, "data_stats.json")

@@ -215,7 +215,7 @@ def _data_of(config: Config, model: Model):
     if "data" not in params:
         raise ConfigError("data: remeasure needs sentences to measure on, and the first model's run names no "
                           "data; give data=<the corpus>")
-    fields = ("data", "splits", "scheme", "seed", "validation_fraction", "test_fraction")
+    fields = ("data", "splits", "scheme", "seed", "validation_fraction", "test_fraction", "split_blocks")
     return load_stage_data(parse_params(DataParams, {name: params[name] for name in fields if name in params}))
 
 

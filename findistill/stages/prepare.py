@@ -28,7 +28,9 @@ def run(config: Config) -> str:
             write_splits(data, tmp)
             log_artifacts(tmp, "data")
         mlflow.set_tag("findistill.data_uri", f"runs:/{run.info.run_id}/data")
-        validation = {"document": "cut from train by whole documents", "sentence": "cut from train by sentences"}
+        validation = {"document": "cut from train by whole documents",
+                      "block": f"cut from train by runs of {config.split_blocks} consecutive sentences",
+                      "sentence": "cut from train by sentences"}
         describe_run(f"Read {data.name} ({'IOB2' if data.scheme == 'IOB2' else f'{data.scheme} converted to IOB2'}): "
                      f"{', '.join(f'{len(v):,} {k}' for k, v in data.splits.items())} sentences, entity types "
                      f"{', '.join(data.entity_types)}; validation "

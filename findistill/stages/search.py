@@ -69,8 +69,9 @@ from findistill.vocab.cache import cached_tokenizer
 DEFAULT_SPACE = "configs/search-space.yaml"
 #: distill parameters a search space may not set: the search decides them
 NOT_SEARCHABLE = ("teacher", "data", "splits", "scheme", "validation_fraction", "test_fraction", "max_sentences",
-                  "seed", "eval_split", "device", "checkpoint_dir", "keep_checkpoints", "measure_resources",
-                  "registered_model_name", "trust_remote_code", "checkpoint_steps", "teacher_cache")
+                  "split_blocks", "seed", "eval_split", "device", "checkpoint_dir", "keep_checkpoints",
+                  "measure_resources", "registered_model_name", "trust_remote_code", "checkpoint_steps",
+                  "teacher_cache")
 #: search-only parameters: a domain vocabulary built from the train split for the trial
 VOCAB_PARAMS = ("vocab_method", "vocab_size")
 VOCAB_METHODS = ("same", *BUILD_METHODS)
@@ -172,6 +173,8 @@ def study_name_for(config: Config) -> str:
         return config.study_name
     trial_inputs = {k: getattr(config, k) for k in ("data", "splits", "scheme", "seed", "validation_fraction",
                                                     "test_fraction", "max_sentences", "teacher", "objectives")}
+    if config.split_blocks:  # absent when 0, so the studies made before it keep their names
+        trial_inputs["split_blocks"] = config.split_blocks
     payload = json.dumps(trial_inputs, sort_keys=True) + Path(config.space).read_text(encoding="utf-8")
     key = hashlib.sha256(payload.encode()).hexdigest()[:8]
     return f"{Path(config.space).stem}-{config.objectives.replace(',', '-')}-{key}"
@@ -221,6 +224,7 @@ class TrialRunner:
         params = {
             "teacher": c.teacher, "data": c.data, "splits": c.splits, "scheme": c.scheme,
             "validation_fraction": c.validation_fraction, "test_fraction": c.test_fraction,
+            "split_blocks": c.split_blocks,
             "max_sentences": 0 if final else c.max_sentences, "seed": seed, "device": c.device,
             "trust_remote_code": c.trust_remote_code, "checkpoint_dir": checkpoint_dir,
             "eval_split": "test" if final else "validation",

@@ -160,6 +160,48 @@ def test_train_without_documents_is_split_by_sentences(tmp_path, text, reason):
     assert data.files["validation"] == f"split from {tmp_path / 'train.conll'} (seed 42, 10%)"
 
 
+def _word_numbers(sentences: list[Sentence]) -> list[int]:
+    return [int(sentence.tokens[0].removeprefix("Word")) for sentence in sentences]
+
+
+def test_train_without_documents_is_cut_in_whole_blocks_of_consecutive_sentences(tmp_path):
+    write(tmp_path, "train.conll", io_corpus(100))
+    write(tmp_path, "test.conll", io_corpus(4))
+    data = load_ner_data(tmp_path, split_blocks=10)
+    validation, train = _word_numbers(data.splits["validation"]), _word_numbers(data.splits["train"])
+    assert data.validation_unit == "block" and len(validation) == 10 and len(train) == 90
+    first = validation[0]
+    assert first % 10 == 0 and validation == list(range(first, first + 10))  # one whole block, in order
+    assert sorted(validation + train) == list(range(100))
+    assert f"validation: 1 block of 10 consecutive sentences of {tmp_path / 'train.conll'} (seed 42): 10 of 100 " \
+           "sentences" in data.notes
+    assert data.files["validation"] == f"split from {tmp_path / 'train.conll'} (seed 42, whole blocks, 10 sentences)"
+    # another seed picks another block; without split_blocks the sentences are drawn one by one
+    assert _word_numbers(load_ner_data(tmp_path, split_blocks=10, seed=1).splits["validation"]) != validation
+    assert load_ner_data(tmp_path).validation_unit == "sentence"
+
+
+def test_one_source_is_cut_three_ways_in_blocks_and_document_boundaries_win_over_blocks(tmp_path):
+    write(tmp_path, "corpus.conll", io_corpus(200))
+    data = load_ner_data(tmp_path / "corpus.conll", split_blocks=8)
+    parts = {split: set(_word_numbers(data.splits[split])) for split in SPLITS}
+    assert data.validation_unit == "block" and sum(map(len, parts.values())) == 200
+    blocks = {split: {n // 8 for n in numbers} for split, numbers in parts.items()}
+    assert sum(map(len, blocks.values())) == 25  # no block has sentences in two parts
+    for split in ("validation", "test"):  # whole blocks adding up to about 10% of the sentences each
+        assert len(parts[split]) % 8 == 0 and abs(len(parts[split]) - 20) <= 4, (split, len(parts[split]))
+    (tmp_path / "docs").mkdir()
+    write(tmp_path / "docs", "train.conll", documents_corpus([10] * 10))
+    write(tmp_path / "docs", "test.conll", io_corpus(4))
+    assert load_ner_data(tmp_path / "docs", split_blocks=3).validation_unit == "document"
+
+
+def test_a_negative_block_size_is_refused(tmp_path):
+    write(tmp_path, "train.conll", io_corpus(20))
+    with pytest.raises(DataError, match="split_blocks.*non-negative integer"):
+        load_ner_data(tmp_path, split_blocks=-1)
+
+
 def test_single_file_with_too_few_documents_for_three_parts_is_split_by_sentences(tmp_path):
     write(tmp_path, "corpus.conll", documents_corpus([20, 20]))
     data = load_ner_data(tmp_path)
