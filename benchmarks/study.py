@@ -144,6 +144,10 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-reuters4": Variant("3 layers, feed-forward 768, r=96 weighted, KD + Reuters x4", 3, rank=96, ffn=768,
                                      params={**REUTERS_X, "transfer_ratio": "4", "embedding_weights": "frequency"},
                                      baseline="s3-r96w-f768-reuters1", lever="2"),
+    "s3-r96w-f768-mix": Variant("3 layers, feed-forward 768, r=96 weighted, KD + Reuters x1 + augmented x1", 3,
+                                rank=96, ffn=768, params={"transfer_data": f"augment,{REUTERS}", "transfer_ratio": "1",
+                                                          "embedding_weights": "frequency"},
+                                baseline="s3-r96w-f768-reuters1", lever="2"),
     "s3-r96w-f768-ensemble": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble of the "
                                      "teachers + Reuters x1", 3, rank=96, ffn=768, teacher="ensemble",
                                      params={**REUTERS_X, "embedding_weights": "frequency"},
@@ -197,7 +201,7 @@ SELECTIONS = {
               "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r40-reuters1-e10,s2-r64w-kd,s3-r40w-reuters1,"
               "s3-r96w-f768-reuters1,s3-r112w-f512-reuters1,s3-r96w-f768-ensemble,s3-r96-f768-reuters1-b20,"
               "s3-r96w-f768-reuters1-b20",
-    "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4",
+    "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4,s3-r96w-f768-mix",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8",
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r112w-f512-reuters1",
@@ -447,8 +451,21 @@ def compare(result: dict) -> None:
         a = [row["test_f1"][s] for s in seeds]
         b = [result["variants"][base]["test_f1"][s] for s in seeds]
         row["vs_baseline"] = {"seeds": seeds, "gain": float(np.mean(a) - np.mean(b)), "t_p": paired_t(a, b),
+                              "val_gain": validation_gain(key, base, result["variants"], seeds),
                               "bootstrap": paired_bootstrap([counts[key][s] for s in seeds],
                                                             [counts[base][s] for s in seeds])}
+
+
+def validation_gain(key: str, base: str, variants: dict, seeds: list[str]) -> float | None:
+    """The mean difference in best validation F1 (what selected each run's epoch) on ``seeds``; None when
+    a run has none (inference variants) or the two variants cut their validation split differently."""
+    if VARIANTS[key].params.get("split_blocks", "0") != VARIANTS[base].params.get("split_blocks", "0"):
+        return None
+    a = [variants[key]["best_val_f1"].get(s) for s in seeds]
+    b = [variants[base]["best_val_f1"].get(s) for s in seeds]
+    if None in a or None in b:
+        return None
+    return float(np.mean(a) - np.mean(b))
 
 
 def measure(result: dict, corpus_data: str) -> None:
@@ -652,16 +669,20 @@ def markdown(result: dict, command: str, hours: float) -> str:
               "## Each lever against its baseline", "",
               "Gain: mean test F1 difference on the seeds both have. t-test: paired across seeds (two-sided; "
               "needs 2+ seeds). Bootstrap: paired over test sentences, 2,000 resamples, every seed's predictions "
-              "pooled; 95% interval of the difference and p = P(difference <= 0).", "",
-              "| variant | baseline | seeds | gain (F1 points) | t-test p | bootstrap 95% interval | bootstrap p |",
-              "|---|---|:-:|---:|---:|---|---:|"]
+              "pooled; 95% interval of the difference and p = P(difference <= 0). Validation gain: the same "
+              "difference in best validation F1, the score each run's epoch was selected on (– for inference "
+              "variants and between variants whose validation splits are cut differently).", "",
+              "| variant | baseline | seeds | gain (F1 points) | validation gain | t-test p | bootstrap 95% interval "
+              "| bootstrap p |",
+              "|---|---|:-:|---:|---:|---:|---|---:|"]
     for key, row in result["variants"].items():
         cmp = row.get("vs_baseline")
         if not cmp:
             continue
         boot = cmp["bootstrap"]
+        val_gain = "–" if cmp.get("val_gain") is None else f"{100 * cmp['val_gain']:+.2f}"
         lines.append(f"| `{key}` | `{row['baseline']}` | {','.join(cmp['seeds'])} | {100 * cmp['gain']:+.2f} | "
-                     f"{_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
+                     f"{val_gain} | {_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
                      f"{boot['p_not_better']:.3f} |")
     front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in result["variants"].items()])
     front_b1 = pareto([(k, r["cost"]["latency_cpu_b1_ms_p50"], r["f1_mean"]) for k, r in result["variants"].items()])

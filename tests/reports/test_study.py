@@ -116,3 +116,19 @@ def test_the_target_is_met_only_over_the_seeds_it_asks_for(study):
     assert study.target_verdict(row(True, 1)) == "on 1 seed"
     assert study.target_verdict(row(True, 2)) == "on 2 seeds"
     assert study.target_verdict(row(False, 3)) == "no"
+
+
+def test_a_validation_gain_is_given_only_between_runs_selected_on_the_same_validation_split(study):
+    variants = {
+        "s3-r96-f768-reuters1": {"best_val_f1": {"42": 0.80, "1": 0.82}},
+        "s3-r96w-f768-reuters1": {"best_val_f1": {"42": 0.83, "1": 0.84}},
+        "s3-r96-f768-reuters1-b20": {"best_val_f1": {"42": 0.70, "1": 0.71}},
+        "s3-r96w-f768-reuters1-int8": {"best_val_f1": {"42": None, "1": None}},
+    }
+    gain = study.validation_gain("s3-r96w-f768-reuters1", "s3-r96-f768-reuters1", variants, ["42", "1"])
+    assert gain == pytest.approx(0.025)
+    assert study.validation_gain("s3-r96w-f768-reuters1", "s3-r96-f768-reuters1", variants, ["1"]) == \
+        pytest.approx(0.02)
+    # blocks against sentences: two different validation sets, no gain to read
+    assert study.validation_gain("s3-r96-f768-reuters1-b20", "s3-r96-f768-reuters1", variants, ["42"]) is None
+    assert study.validation_gain("s3-r96w-f768-reuters1-int8", "s3-r96w-f768-reuters1", variants, ["42"]) is None
