@@ -318,11 +318,11 @@ def _cut(sentences: list[Sentence], documents: list | None, fractions: Sequence[
     By whole documents (``unit`` "document") when ``documents`` gives at least one document per
     part, so that no document has sentences in two parts. Without document boundaries and with
     ``block`` > 0, runs of ``block`` consecutive sentences stand in for documents (``unit``
-    "block"): a source that keeps its documents' sentences in order then has no document, or
-    only the two ends of a few, in two parts. Else by sentences drawn at random (``unit``
-    "sentence", see :func:`_shuffled_split`). ``names`` name the parts, the rest last.
-    The notes say which way each part was cut and how much it holds (by sentences: the rest
-    is not noted).
+    "block"): in a source that keeps each document's sentences together, only documents that
+    straddle a block boundary can then have sentences in two parts. Else by sentences drawn at
+    random (``unit`` "sentence", see :func:`_shuffled_split`). ``names`` name the parts, the rest
+    last. The notes say which way each part was cut and how much it holds (by sentences: the
+    rest is not noted).
     """
     unit, noun, of = "document", "whole document", ""
     if documents is None and block > 0:

@@ -173,7 +173,7 @@ def study_name_for(config: Config) -> str:
         return config.study_name
     trial_inputs = {k: getattr(config, k) for k in ("data", "splits", "scheme", "seed", "validation_fraction",
                                                     "test_fraction", "max_sentences", "teacher", "objectives")}
-    if config.split_blocks:  # absent when 0, so the studies made before it keep their names
+    if config.split_blocks:  # only when set: a study split by sentences is named as without the parameter
         trial_inputs["split_blocks"] = config.split_blocks
     payload = json.dumps(trial_inputs, sort_keys=True) + Path(config.space).read_text(encoding="utf-8")
     key = hashlib.sha256(payload.encode()).hexdigest()[:8]
