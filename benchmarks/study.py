@@ -55,8 +55,9 @@ BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
 class Variant:
     """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``, embedding
     ``rank``, feed-forward width ``ffn``, 0 for the teacher's) trained by ``distill`` with ``params`` from
-    ``teacher`` (``primary``, ``ensemble`` or ``dapt``); ``baseline`` is the variant its gain is measured
-    against, ``lever`` the issue's lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
+    ``teacher`` (``primary``, ``ensemble``, ``dapt`` or ``ensemble-dapt``: the ensemble and the adapted
+    teacher together); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's
+    lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
     ``onnx-int8``) the row is that inference variant of the ``baseline`` student of the same seed, made by
     the ``quantize`` stage instead of trained."""
 
@@ -152,6 +153,11 @@ VARIANTS: dict[str, Variant] = {
                                      "teachers + Reuters x1", 3, rank=96, ffn=768, teacher="ensemble",
                                      params={**REUTERS_X, "embedding_weights": "frequency"},
                                      baseline="s3-r96w-f768-reuters1", lever="1"),
+    "s3-r96w-f768-ensemble-dapt": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble of the "
+                                          "teachers and the Reuters-adapted teacher + Reuters x1", 3, rank=96, ffn=768,
+                                          teacher="ensemble-dapt",
+                                          params={**REUTERS_X, "embedding_weights": "frequency"},
+                                          baseline="s3-r96w-f768-ensemble", lever="1"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -203,7 +209,7 @@ SELECTIONS = {
               "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1,"
               "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r40-reuters1-e10,s2-r64w-kd,s3-r40w-reuters1,"
               "s3-r96w-f768-reuters1,s3-r112w-f512-reuters1,s3-r96w-f768-ensemble,s3-r96-f768-reuters1-b20,"
-              "s3-r96w-f768-reuters1-b20",
+              "s3-r96w-f768-reuters1-b20,s3-r96w-f768-ensemble-dapt",
     "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4,s3-r96w-f768-mix",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8,s3-r96w-f768-ensemble-int8",
@@ -269,11 +275,15 @@ def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
         refs["ensemble-eval"] = run_stage("evaluate", experiment, "teacher-ensemble-eval", {
             "data": data, "model": ",".join(teachers), "measure_resources": "false"},
             reuse_only=args.collect_only, device=args.device)
-    if args.dapt or any(VARIANTS[v].teacher == "dapt" for v in variants):
+    if args.dapt or any(VARIANTS[v].teacher in ("dapt", "ensemble-dapt") for v in variants):
         try:
             refs["dapt"] = args.dapt_teacher or dapt_teacher(args)
         except LookupError as missing:  # --collect-only: no adapted teacher on this corpus yet
             print(f"[skip] {missing}", flush=True)
+    if "dapt" in refs and any(VARIANTS[v].teacher == "ensemble-dapt" for v in variants):
+        refs["ensemble-dapt-eval"] = run_stage("evaluate", experiment, "teacher-ensemble-dapt-eval", {
+            "data": data, "model": ",".join([*teachers, refs["dapt"]]), "measure_resources": "false"},
+            reuse_only=args.collect_only, device=args.device)
     vocabularies = {VARIANTS[v].vocab for v in variants} - {"same"}
     for vocab in sorted(vocabularies):
         params = {"data": data, "method": "trim", "vocab_size": "8000"}
@@ -322,9 +332,10 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
     teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
     if variant.teacher == "ensemble" and len(teachers) < 2:
         raise LookupError(f"{key}: an ensemble teacher needs 2 or more teachers, the study has {len(teachers)}")
-    if variant.teacher == "dapt" and "dapt" not in refs:
+    if variant.teacher in ("dapt", "ensemble-dapt") and "dapt" not in refs:
         raise LookupError(f"{key}: the adapted teacher is not trained yet")
-    teacher = {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": refs.get("dapt", "")}[variant.teacher]
+    teacher = {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": refs.get("dapt", ""),
+               "ensemble-dapt": ",".join([*teachers, refs.get("dapt", "")])}[variant.teacher]
     params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
               "measure_resources": "false", **BUDGET, **variant.params}
     if variant.vocab != "same":
@@ -407,10 +418,11 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
         run = mlflow.get_run(refs[key].split("/")[1])
         result["teachers"][key] = {"uri": refs[key], "run": run.info.run_id, "test_f1": run.data.metrics["test_f1"],
                                    "best_val_f1": run.data.metrics.get("best_val_f1")}
-    if "ensemble-eval" in refs:
-        run = mlflow.get_run(refs["ensemble-eval"])
-        result["teachers"]["ensemble"] = {"uri": run.data.params["model"], "run": run.info.run_id,
-                                          "test_f1": run.data.metrics["test_f1"]}
+    for name in ("ensemble", "ensemble-dapt"):
+        if f"{name}-eval" in refs:
+            run = mlflow.get_run(refs[f"{name}-eval"])
+            result["teachers"][name] = {"uri": run.data.params["model"], "run": run.info.run_id,
+                                        "test_f1": run.data.metrics["test_f1"]}
     counts: dict[str, dict[str, np.ndarray]] = {}
     for key in variants:
         runs = {}
