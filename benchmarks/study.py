@@ -200,6 +200,10 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-ensemble-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + Reuters "
                                           "x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                           baseline="s3-r96w-f768-ensemble", lever="int8", quantize="onnx-int8"),
+    "s3-r96w-f768-ensemble-dapt-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble and "
+                                               "the adapted teacher + Reuters x1, ONNX Runtime int8", 3, rank=96,
+                                               ffn=768, baseline="s3-r96w-f768-ensemble-dapt", lever="int8",
+                                               quantize="onnx-int8"),
 }
 #: named selections of the matrix (``--variants``); ``all`` is every variant
 SELECTIONS = {
@@ -212,7 +216,8 @@ SELECTIONS = {
               "s3-r96w-f768-reuters1-b20,s3-r96w-f768-ensemble-dapt",
     "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4,s3-r96w-f768-mix",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
-            "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8,s3-r96w-f768-ensemble-int8",
+            "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8,s3-r96w-f768-ensemble-int8,"
+            "s3-r96w-f768-ensemble-dapt-int8",
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r112w-f512-reuters1",
     "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
     "blocks": "s3-r96-f768-reuters1-b20,s3-r96w-f768-reuters1-b20",
