@@ -262,6 +262,15 @@ def run_stage(entry: str, experiment: str, name: str, params: dict[str, str], *,
     return run_id
 
 
+def teacher_model(kind: str, refs: dict[str, str]) -> str:
+    """The ``teacher`` parameter of a ``Variant.teacher`` kind: one model URI, or comma-separated URIs
+    for an ensemble."""
+    teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
+    dapt = refs.get("dapt", "")
+    return {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": dapt,
+            "ensemble-dapt": ",".join([*teachers, dapt])}[kind]
+
+
 def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
     """Teacher model URIs (``teacher-0``... and ``dapt``), the ensemble's evaluation run and the domain
     tokenizers the chosen variants need."""
@@ -278,7 +287,7 @@ def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
         refs[f"teacher-{i}"] = uri
     if len(teachers) > 1:
         refs["ensemble-eval"] = run_stage("evaluate", experiment, "teacher-ensemble-eval", {
-            "data": data, "model": ",".join(teachers), "measure_resources": "false"},
+            "data": data, "model": teacher_model("ensemble", refs), "measure_resources": "false"},
             reuse_only=args.collect_only, device=args.device)
     if args.dapt or any(VARIANTS[v].teacher in ("dapt", "ensemble-dapt") for v in variants):
         try:
@@ -287,7 +296,7 @@ def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
             print(f"[skip] {missing}", flush=True)
     if "dapt" in refs and any(VARIANTS[v].teacher == "ensemble-dapt" for v in variants):
         refs["ensemble-dapt-eval"] = run_stage("evaluate", experiment, "teacher-ensemble-dapt-eval", {
-            "data": data, "model": ",".join([*teachers, refs["dapt"]]), "measure_resources": "false"},
+            "data": data, "model": teacher_model("ensemble-dapt", refs), "measure_resources": "false"},
             reuse_only=args.collect_only, device=args.device)
     vocabularies = {VARIANTS[v].vocab for v in variants} - {"same"}
     for vocab in sorted(vocabularies):
@@ -339,9 +348,8 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
         raise LookupError(f"{key}: an ensemble teacher needs 2 or more teachers, the study has {len(teachers)}")
     if variant.teacher in ("dapt", "ensemble-dapt") and "dapt" not in refs:
         raise LookupError(f"{key}: the adapted teacher is not trained yet")
-    teacher = {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": refs.get("dapt", ""),
-               "ensemble-dapt": ",".join([*teachers, refs.get("dapt", "")])}[variant.teacher]
-    params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
+    params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers),
+              "teacher": teacher_model(variant.teacher, refs),
               "measure_resources": "false", **BUDGET, **variant.params}
     if variant.vocab != "same":
         if f"tokenizer-{variant.vocab}" not in refs:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import mlflow
@@ -215,8 +215,9 @@ def _data_of(config: Config, model: Model):
     if "data" not in params:
         raise ConfigError("data: remeasure needs sentences to measure on, and the first model's run names no "
                           "data; give data=<the corpus>")
-    fields = ("data", "splits", "scheme", "seed", "validation_fraction", "test_fraction", "split_blocks")
-    return load_stage_data(parse_params(DataParams, {name: params[name] for name in fields if name in params}))
+    split_settings = [f.name for f in fields(DataParams) if f.name != "max_sentences"]  # every split, in full
+    return load_stage_data(parse_params(DataParams, {name: params[name] for name in split_settings
+                                                     if name in params}))
 
 
 def tokenization_images(ids: list[str]) -> dict[str, bytes]:
