@@ -18,8 +18,8 @@ is a teacher fine-tuned after masked-LM adaptation on Reuters-21578 (adapted her
 variant needs it). Rows with ``quantize`` (``--variants int8``) are the ``quantize`` stage's inference
 variant of a trained student, seed by seed (F1 guard forced: the study measures every variant). Costs
 are measured afterwards side by side in one fresh process (one model per architecture and runtime).
-Output: ``docs/results/<corpus>.md`` and ``.json`` and ``<corpus>-front.png``; a hand-written
-discussion in ``docs/results/<corpus>-discussion.md`` is included when present.
+Output: ``docs/results/<report>.md`` and ``.json`` and ``<report>-front.png`` (``--report``, default the
+corpus); a hand-written discussion in ``docs/results/<report>-discussion.md`` is included when present.
 
 Scale: ``--device cuda`` and a larger ``--data`` corpus need no other change; ``--transfer-lines``
 bounds how much of the unlabeled text is read.
@@ -59,7 +59,9 @@ class Variant:
     teacher together); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's
     lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
     ``onnx-int8``) the row is that inference variant of the ``baseline`` student of the same seed, made by
-    the ``quantize`` stage instead of trained."""
+    the ``quantize`` stage instead of trained. With ``init`` (another variant) the row is trained further
+    from that variant's finished student of the same seed (``student_init``), whose depth, widths and
+    embeddings it keeps: ``layers``, ``rank`` and ``ffn`` then describe that student."""
 
     description: str
     layers: int
@@ -71,9 +73,12 @@ class Variant:
     baseline: str = ""
     lever: str = ""
     quantize: str = ""
+    init: str = ""
 
 
 REUTERS_X = {"transfer_data": str(REUTERS), "transfer_ratio": "1"}
+#: the hidden-state loss as the only objective, on the map ending on the teacher's last layer
+HIDDEN_ONLY = {"kd_weight": "0", "ce_weight": "0", "hidden_weight": "1", "hidden_layers": "uniform"}
 VARIANTS: dict[str, Variant] = {
     # references: the plain domain-vocabulary KD student, and the same depth with the teacher's vocabulary
     "s2-dom8k-kd": Variant("2 layers, domain vocabulary 8k (trim), KD", 2, "trim8k"),
@@ -158,6 +163,20 @@ VARIANTS: dict[str, Variant] = {
                                           teacher="ensemble-dapt",
                                           params={**REUTERS_X, "embedding_weights": "frequency"},
                                           baseline="s3-r96w-f768-ensemble", lever="1"),
+    # 4 at 3 layers: hidden-state MSE on the map that ends on the teacher's last layer (1:2, 2:4, 3:6), whose
+    # states the kept classifier reads: with the logits, or alone first and the logits after (two steps)
+    "s3-r96w-f768-hidden": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE (1:2, 2:4, 3:6) + "
+                                   "Reuters x1", 3, rank=96, ffn=768,
+                                   params={**REUTERS_X, "embedding_weights": "frequency", "hidden_weight": "1",
+                                           "hidden_layers": "uniform"},
+                                   baseline="s3-r96w-f768-reuters1", lever="4"),
+    "s3-r96w-f768-hidden-only": Variant("3 layers, feed-forward 768, r=96 weighted, hidden MSE alone (1:2, 2:4, 3:6) "
+                                        "+ Reuters x1, the teacher's classifier kept", 3, rank=96, ffn=768,
+                                        params={**REUTERS_X, "embedding_weights": "frequency", **HIDDEN_ONLY},
+                                        baseline="s3-r96w-f768-reuters1", lever="4"),
+    "s3-r96w-f768-two-step": Variant("3 layers, feed-forward 768, r=96 weighted: hidden MSE alone, then KD "
+                                     "(+ Reuters x1 in both steps)", 3, rank=96, ffn=768, params=REUTERS_X,
+                                     init="s3-r96w-f768-hidden-only", baseline="s3-r96w-f768-reuters1", lever="4"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -213,7 +232,8 @@ SELECTIONS = {
               "s2-same-reuters1,s2-r96-reuters1,s2-r64-mix,s1-r64-reuters1,s3-r64-reuters1,s3-r40-reuters1,"
               "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r40-reuters1-e10,s2-r64w-kd,s3-r40w-reuters1,"
               "s3-r96w-f768-reuters1,s3-r112w-f512-reuters1,s3-r96w-f768-ensemble,s3-r96-f768-reuters1-b20,"
-              "s3-r96w-f768-reuters1-b20,s3-r96w-f768-ensemble-dapt",
+              "s3-r96w-f768-reuters1-b20,s3-r96w-f768-ensemble-dapt,s3-r96w-f768-hidden,s3-r96w-f768-hidden-only,"
+              "s3-r96w-f768-two-step",
     "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4,s3-r96w-f768-mix",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8,s3-r96w-f768-ensemble-int8,"
@@ -221,6 +241,7 @@ SELECTIONS = {
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r112w-f512-reuters1",
     "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
     "blocks": "s3-r96-f768-reuters1-b20,s3-r96w-f768-reuters1-b20",
+    "hidden": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-only,s3-r96w-f768-two-step",
 }
 
 
@@ -331,6 +352,10 @@ def variant_stage(key: str, refs: dict[str, str], seed: int, args: argparse.Name
     finished run for an inference variant (that run is launched first unless ``reuse_only``; LookupError
     when it is missing and ``reuse_only``)."""
     variant = VARIANTS[key]
+    if variant.init:
+        first = run_stage("distill", args.experiment, f"{variant.init}-s{seed}",
+                          variant_params(variant.init, refs, seed, args), reuse_only=reuse_only, device=args.device)
+        return "distill", variant_params(key, refs, seed, args, init=f"runs:/{first}/model")
     if not variant.quantize:
         return "distill", variant_params(key, refs, seed, args)
     source = run_stage("distill", args.experiment, f"{variant.baseline}-s{seed}",
@@ -340,8 +365,10 @@ def variant_stage(key: str, refs: dict[str, str], seed: int, args: argparse.Name
                         "force": "true", "measure_resources": "false"}
 
 
-def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace) -> dict[str, str]:
-    """The ``distill`` parameters of student ``key`` at ``seed``."""
+def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace,
+                   init: str = "") -> dict[str, str]:
+    """The ``distill`` parameters of student ``key`` at ``seed``; ``init``: the finished student a row with
+    ``Variant.init`` starts from (its vocabulary, widths and embeddings are already the student's)."""
     variant = VARIANTS[key]
     teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
     if variant.teacher == "ensemble" and len(teachers) < 2:
@@ -351,6 +378,8 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
     params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers),
               "teacher": teacher_model(variant.teacher, refs),
               "measure_resources": "false", **BUDGET, **variant.params}
+    if init:
+        return {**params, "student_init": init}
     if variant.vocab != "same":
         if f"tokenizer-{variant.vocab}" not in refs:
             raise LookupError(f"{key}: the {variant.vocab} tokenizer is not trained yet")
@@ -426,7 +455,8 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
     """The finished runs, their scores and the per-sentence counts for the comparisons."""
     import mlflow
 
-    result: dict = {"corpus": args.corpus, "data": args.data, "refs": refs, "teachers": {}, "variants": {}}
+    result: dict = {"corpus": args.corpus, "report": args.report, "data": args.data, "refs": refs, "teachers": {},
+                    "variants": {}}
     for key in sorted(k for k in refs if k.startswith("teacher-") or k == "dapt"):
         run = mlflow.get_run(refs[key].split("/")[1])
         result["teachers"][key] = {"uri": refs[key], "run": run.info.run_id, "test_f1": run.data.metrics["test_f1"],
@@ -717,7 +747,7 @@ def markdown(result: dict, command: str, hours: float) -> str:
     lines += ["", "## Pareto front", "",
               f"Parameters vs F1: {', '.join(f'`{k}`' for k in front)}.  ",
               f"Batch-1 latency vs F1: {', '.join(f'`{k}`' for k in front_b1)}.", "",
-              f"![quality against cost]({result['corpus']}-front.png)", "",
+              f"![quality against cost]({result['report']}-front.png)", "",
               "## Tokenization of the test split", "",
               "| vocabulary | entries | sub-tokens per word | per entity word | unknown rate |",
               "|---|---:|---:|---:|---:|"]
@@ -732,7 +762,7 @@ def markdown(result: dict, command: str, hours: float) -> str:
     for name, row in result["untrained"].items():
         lines.append(f"| {name} | {row['embedding_params'] / 1e6:.2f}M | {_f(row['svd_error'], 3)} | "
                      f"{row['test_f1']:.4f} | {row['test_f1'] / t0['test_f1']:.1%} |")
-    discussion = DOCS / f"{result['corpus']}-discussion.md"
+    discussion = DOCS / f"{result['report']}-discussion.md"
     if discussion.exists():
         lines += ["", discussion.read_text().strip()]
     return "\n".join(lines) + "\n"
@@ -758,8 +788,12 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="a new experiment (study-<corpus>-<time>)")
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--skip-report", action="store_true", help="run the matrix, write nothing")
+    parser.add_argument("--report", default="", help="the name of the report's files in docs/results (default: "
+                        "the corpus), so that a study of a few rows in another store leaves the corpus's report as "
+                        "it is")
     args = parser.parse_args()
     args.data = args.data or str(SHARED / args.corpus)
+    args.report = args.report or args.corpus
     BUDGET["epochs"] = args.epochs
     args.experiment = args.experiment or f"study-{args.corpus}" + (f"-{int(time.time())}" if args.fresh else "")
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'benchmarks' / 'results' / 'study.db'}")
@@ -793,12 +827,12 @@ def main() -> None:
     result["date"] = time.strftime("%Y-%m-%d")
     hours = sum(v or 0 for row in result["variants"].values() for v in row["train_seconds"].values()) / 3600
     DOCS.mkdir(parents=True, exist_ok=True)
-    plot(result, DOCS / f"{args.corpus}-front.png")
+    plot(result, DOCS / f"{args.report}-front.png")
     command = "MLFLOW_TRACKING_URI=sqlite:///benchmarks/results/study.db .venv/bin/python benchmarks/study.py " + \
         " ".join(sys.argv[1:])
-    (DOCS / f"{args.corpus}.json").write_text(json.dumps(result, indent=1, default=str))
-    (DOCS / f"{args.corpus}.md").write_text(markdown(result, command, hours))
-    print((DOCS / f"{args.corpus}.md").read_text())
+    (DOCS / f"{args.report}.json").write_text(json.dumps(result, indent=1, default=str))
+    (DOCS / f"{args.report}.md").write_text(markdown(result, command, hours))
+    print((DOCS / f"{args.report}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ def test_every_row_of_the_matrix_names_known_variants(study):
     for key, variant in study.VARIANTS.items():
         assert not variant.baseline or variant.baseline in study.VARIANTS, key
         assert not variant.quantize or variant.baseline, f"{key}: an inference variant needs the student it is made of"
+        assert not variant.init or variant.init in study.VARIANTS, key
     for name, keys in study.SELECTIONS.items():
         unknown = [k for k in keys.split(",") if k not in study.VARIANTS]
         assert not unknown, (name, unknown)
@@ -106,6 +107,33 @@ def test_an_int8_row_quantizes_the_finished_student_of_its_seed(study, monkeypat
         study.variant_params("s2-r64-ensemble", {"teacher-0": "runs:/t0/model"}, 42, args)
     with pytest.raises(LookupError, match="adapted teacher"):
         study.variant_params("s2-r64-dapt", refs, 42, args)
+
+
+def test_a_row_with_init_continues_the_finished_student_of_its_seed_without_cutting_it_again(study, monkeypatch):
+    launched = []
+
+    def run_stage(entry, experiment, name, params, *, reuse_only=False, device="auto"):
+        launched.append((entry, name, params))
+        if reuse_only and params["seed"] == "7":
+            raise LookupError("not trained")
+        return "first-step"
+
+    monkeypatch.setattr(study, "run_stage", run_stage)
+    args = argparse.Namespace(data="/data/finer-ord", experiment="study-x", device="auto")
+    refs = {"teacher-0": "runs:/t0/model"}
+    entry, params = study.variant_stage("s3-r96w-f768-two-step", refs, 42, args)
+    first_entry, first_name, first = launched[0]
+    assert (first_entry, first_name) == ("distill", "s3-r96w-f768-hidden-only-s42")
+    assert (first["kd_weight"], first["ce_weight"], first["hidden_weight"]) == ("0", "0", "1")
+    assert (first["embedding_rank"], first["intermediate_size"], first["embedding_weights"]) == \
+        ("96", "768", "frequency")
+    assert entry == "distill" and params["student_init"] == "runs:/first-step/model"
+    # the first step's student is already factorised and narrowed: the second step keeps it as it is
+    assert not {"embedding_rank", "intermediate_size", "embedding_weights", "tokenizer"} & set(params)
+    assert "kd_weight" not in params and params["transfer_data"] == first["transfer_data"]
+    assert (params["seed"], params["teacher"], params["student_layers"]) == ("42", "runs:/t0/model", "3")
+    with pytest.raises(LookupError):  # collect skips a seed whose first step is missing
+        study.variant_stage("s3-r96w-f768-two-step", refs, 7, args, reuse_only=True)
 
 
 def test_the_target_is_met_only_over_the_seeds_it_asks_for(study):
