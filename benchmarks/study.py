@@ -223,6 +223,12 @@ VARIANTS: dict[str, Variant] = {
                                                "the adapted teacher + Reuters x1, ONNX Runtime int8", 3, rank=96,
                                                ffn=768, baseline="s3-r96w-f768-ensemble-dapt", lever="int8",
                                                quantize="onnx-int8"),
+    "s3-r96w-f768-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + Reuters x1, "
+                                        "ONNX Runtime int8", 3, rank=96, ffn=768, baseline="s3-r96w-f768-hidden",
+                                        lever="int8", quantize="onnx-int8"),
+    "s3-r96w-f768-two-step-int8": Variant("3 layers, feed-forward 768, r=96 weighted: hidden MSE, then KD (+ Reuters "
+                                          "x1), ONNX Runtime int8", 3, rank=96, ffn=768,
+                                          baseline="s3-r96w-f768-two-step", lever="int8", quantize="onnx-int8"),
 }
 #: named selections of the matrix (``--variants``); ``all`` is every variant
 SELECTIONS = {
@@ -237,11 +243,12 @@ SELECTIONS = {
     "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4,s3-r96w-f768-mix",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8,s3-r96w-f768-ensemble-int8,"
-            "s3-r96w-f768-ensemble-dapt-int8",
+            "s3-r96w-f768-ensemble-dapt-int8,s3-r96w-f768-hidden-int8,s3-r96w-f768-two-step-int8",
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r112w-f512-reuters1",
     "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
     "blocks": "s3-r96-f768-reuters1-b20,s3-r96w-f768-reuters1-b20",
-    "hidden": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-only,s3-r96w-f768-two-step",
+    "hidden": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-only,s3-r96w-f768-two-step,"
+              "s3-r96w-f768-reuters1-int8,s3-r96w-f768-hidden-int8,s3-r96w-f768-two-step-int8",
 }
 
 
@@ -349,20 +356,26 @@ def dapt_teacher(args: argparse.Namespace) -> str:
 def variant_stage(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace, *,
                   reuse_only: bool = False) -> tuple[str, dict[str, str]]:
     """The stage of a row and its parameters: ``distill`` for a student, ``quantize`` of the baseline's
-    finished run for an inference variant (that run is launched first unless ``reuse_only``; LookupError
-    when it is missing and ``reuse_only``)."""
+    finished student for an inference variant. The student a row starts from or quantizes is
+    :func:`trained_run` (launched first unless ``reuse_only``; LookupError when it is missing and
+    ``reuse_only``)."""
     variant = VARIANTS[key]
     if variant.init:
-        first = run_stage("distill", args.experiment, f"{variant.init}-s{seed}",
-                          variant_params(variant.init, refs, seed, args), reuse_only=reuse_only, device=args.device)
+        first = trained_run(variant.init, refs, seed, args, reuse_only=reuse_only)
         return "distill", variant_params(key, refs, seed, args, init=f"runs:/{first}/model")
     if not variant.quantize:
         return "distill", variant_params(key, refs, seed, args)
-    source = run_stage("distill", args.experiment, f"{variant.baseline}-s{seed}",
-                       variant_params(variant.baseline, refs, seed, args), reuse_only=reuse_only, device=args.device)
+    source = trained_run(variant.baseline, refs, seed, args, reuse_only=reuse_only)
     # force: the study measures the variant whatever its F1 (the run still logs f1_delta_vs_source)
     return "quantize", {"data": args.data, "model": f"runs:/{source}/model", "variant": variant.quantize,
                         "force": "true", "measure_resources": "false"}
+
+
+def trained_run(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace, *,
+                reuse_only: bool = False) -> str:
+    """The finished run of row ``key`` at ``seed`` (with the runs it starts from), reused or launched."""
+    entry, params = variant_stage(key, refs, seed, args, reuse_only=reuse_only)
+    return run_stage(entry, args.experiment, f"{key}-s{seed}", params, reuse_only=reuse_only, device=args.device)
 
 
 def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace,
@@ -813,8 +826,7 @@ def main() -> None:
         jobs = [(key, seed) for key in chosen if key in core for seed in seeds]
         jobs += [(key, seed) for seed in lever_seeds for key in chosen if key not in core]
         for key, seed in jobs:
-            entry, params = variant_stage(key, refs, seed, args)
-            run_stage(entry, args.experiment, f"{key}-s{seed}", params, device=args.device)
+            trained_run(key, refs, seed, args)
     if args.skip_report:
         return
     result = collect(args, refs, chosen, sorted(set(seeds) | set(lever_seeds)))

@@ -135,6 +135,13 @@ def test_a_row_with_init_continues_the_finished_student_of_its_seed_without_cutt
     with pytest.raises(LookupError):  # collect skips a seed whose first step is missing
         study.variant_stage("s3-r96w-f768-two-step", refs, 7, args, reuse_only=True)
 
+    # the int8 row of a two-step student quantizes the second step's run, found through both steps
+    launched.clear()
+    entry, params = study.variant_stage("s3-r96w-f768-two-step-int8", refs, 42, args)
+    assert entry == "quantize" and [name for _, name, _ in launched] == \
+        ["s3-r96w-f768-hidden-only-s42", "s3-r96w-f768-two-step-s42"]
+    assert launched[1][2]["student_init"] == "runs:/first-step/model"
+
 
 def test_the_target_is_met_only_over_the_seeds_it_asks_for(study):
     def row(meets: bool, seeds: int) -> dict:
