@@ -292,8 +292,12 @@ def run_stage(entry: str, experiment: str, name: str, params: dict[str, str], *,
 
 def teacher_model(kind: str, refs: dict[str, str]) -> str:
     """The ``teacher`` parameter of a ``Variant.teacher`` kind: one model URI, or comma-separated URIs
-    for an ensemble."""
+    for an ensemble; LookupError when the teachers it needs are not in ``refs`` yet."""
     teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
+    if kind == "ensemble" and len(teachers) < 2:
+        raise LookupError(f"an ensemble teacher needs 2 or more teachers, the study has {len(teachers)}")
+    if kind in ("dapt", "ensemble-dapt") and "dapt" not in refs:
+        raise LookupError("the adapted teacher is not trained yet")
     dapt = refs.get("dapt", "")
     return {"primary": teachers[0], "ensemble": ",".join(teachers), "dapt": dapt,
             "ensemble-dapt": ",".join([*teachers, dapt])}[kind]
@@ -383,13 +387,11 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
     """The ``distill`` parameters of student ``key`` at ``seed``; ``init``: the finished student a row with
     ``Variant.init`` starts from (its vocabulary, widths and embeddings are already the student's)."""
     variant = VARIANTS[key]
-    teachers = [refs[k] for k in sorted(refs) if k.startswith("teacher-")]
-    if variant.teacher == "ensemble" and len(teachers) < 2:
-        raise LookupError(f"{key}: an ensemble teacher needs 2 or more teachers, the study has {len(teachers)}")
-    if variant.teacher in ("dapt", "ensemble-dapt") and "dapt" not in refs:
-        raise LookupError(f"{key}: the adapted teacher is not trained yet")
-    params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers),
-              "teacher": teacher_model(variant.teacher, refs),
+    try:
+        teacher = teacher_model(variant.teacher, refs)
+    except LookupError as missing:
+        raise LookupError(f"{key}: {missing}") from None
+    params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
               "measure_resources": "false", **BUDGET, **variant.params}
     if init:
         return {**params, "student_init": init}
