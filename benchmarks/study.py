@@ -79,6 +79,9 @@ class Variant:
 REUTERS_X = {"transfer_data": str(REUTERS), "transfer_ratio": "1"}
 #: the hidden-state loss as the only objective, on the map ending on the teacher's last layer
 HIDDEN_ONLY = {"kd_weight": "0", "ce_weight": "0", "hidden_weight": "1", "hidden_layers": "uniform"}
+#: the best 3-layer student's training (weighted rank-96 embeddings, Reuters x1) with the hidden-state loss
+#: beside the logits' on that map, at weight 1
+HIDDEN_UNIFORM = {**REUTERS_X, "embedding_weights": "frequency", "hidden_weight": "1", "hidden_layers": "uniform"}
 VARIANTS: dict[str, Variant] = {
     # references: the plain domain-vocabulary KD student, and the same depth with the teacher's vocabulary
     "s2-dom8k-kd": Variant("2 layers, domain vocabulary 8k (trim), KD", 2, "trim8k"),
@@ -167,8 +170,7 @@ VARIANTS: dict[str, Variant] = {
     # states the kept classifier reads: with the logits, or alone first and the logits after (two steps)
     "s3-r96w-f768-hidden": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE (1:2, 2:4, 3:6) + "
                                    "Reuters x1", 3, rank=96, ffn=768,
-                                   params={**REUTERS_X, "embedding_weights": "frequency", "hidden_weight": "1",
-                                           "hidden_layers": "uniform"},
+                                   params=HIDDEN_UNIFORM,
                                    baseline="s3-r96w-f768-reuters1", lever="4"),
     "s3-r96w-f768-hidden-only": Variant("3 layers, feed-forward 768, r=96 weighted, hidden MSE alone (1:2, 2:4, 3:6) "
                                         "+ Reuters x1, the teacher's classifier kept", 3, rank=96, ffn=768,
@@ -177,6 +179,18 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-two-step": Variant("3 layers, feed-forward 768, r=96 weighted: hidden MSE alone, then KD "
                                      "(+ Reuters x1 in both steps)", 3, rank=96, ffn=768, params=REUTERS_X,
                                      init="s3-r96w-f768-hidden-only", baseline="s3-r96w-f768-reuters1", lever="4"),
+    # the hidden-state loss at other weights (1 above), and added to the ensemble's logits
+    "s3-r96w-f768-hidden-w0.3": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE at weight 0.3 + "
+                                        "Reuters x1", 3, rank=96, ffn=768,
+                                        params={**HIDDEN_UNIFORM, "hidden_weight": "0.3"},
+                                        baseline="s3-r96w-f768-hidden", lever="4"),
+    "s3-r96w-f768-hidden-w3": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE at weight 3 + "
+                                      "Reuters x1", 3, rank=96, ffn=768, params={**HIDDEN_UNIFORM, "hidden_weight": "3"},
+                                      baseline="s3-r96w-f768-hidden", lever="4"),
+    "s3-r96w-f768-ensemble-hidden": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble of the "
+                                            "teachers + hidden MSE (the first teacher's states) + Reuters x1", 3,
+                                            rank=96, ffn=768, teacher="ensemble", params=HIDDEN_UNIFORM,
+                                            baseline="s3-r96w-f768-hidden", lever="1"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -229,6 +243,10 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-two-step-int8": Variant("3 layers, feed-forward 768, r=96 weighted: hidden MSE, then KD (+ Reuters "
                                           "x1), ONNX Runtime int8", 3, rank=96, ffn=768,
                                           baseline="s3-r96w-f768-two-step", lever="int8", quantize="onnx-int8"),
+    "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
+                                                 "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
+                                                 baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
+                                                 quantize="onnx-int8"),
 }
 #: named selections of the matrix (``--variants``); ``all`` is every variant
 SELECTIONS = {
@@ -239,16 +257,19 @@ SELECTIONS = {
               "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r40-reuters1-e10,s2-r64w-kd,s3-r40w-reuters1,"
               "s3-r96w-f768-reuters1,s3-r112w-f512-reuters1,s3-r96w-f768-ensemble,s3-r96-f768-reuters1-b20,"
               "s3-r96w-f768-reuters1-b20,s3-r96w-f768-ensemble-dapt,s3-r96w-f768-hidden,s3-r96w-f768-hidden-only,"
-              "s3-r96w-f768-two-step",
+              "s3-r96w-f768-two-step,s3-r96w-f768-hidden-w0.3,s3-r96w-f768-hidden-w3,s3-r96w-f768-ensemble-hidden",
     "curve": "s2-r64-reuters2,s2-r64-reuters4,s3-r96w-f768-reuters4,s3-r96w-f768-mix",
     "int8": "s2-r64-reuters1-int8,s2-r96-reuters1-int8,s3-r40-reuters1-int8,s3-r64-reuters1-int8,"
             "s4-r56-f768-reuters1-int8,s3-r96-f768-reuters1-int8,s3-r96w-f768-reuters1-int8,s3-r96w-f768-ensemble-int8,"
-            "s3-r96w-f768-ensemble-dapt-int8,s3-r96w-f768-hidden-int8,s3-r96w-f768-two-step-int8",
+            "s3-r96w-f768-ensemble-dapt-int8,s3-r96w-f768-hidden-int8,s3-r96w-f768-two-step-int8,"
+            "s3-r96w-f768-ensemble-hidden-int8",
     "width": "s4-r56-f768-reuters1,s3-r96-f768-reuters1,s3-r112w-f512-reuters1",
     "weighted": "s2-r64w-kd,s3-r40w-reuters1,s3-r96w-f768-reuters1",
     "blocks": "s3-r96-f768-reuters1-b20,s3-r96w-f768-reuters1-b20",
     "hidden": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-only,s3-r96w-f768-two-step,"
               "s3-r96w-f768-reuters1-int8,s3-r96w-f768-hidden-int8,s3-r96w-f768-two-step-int8",
+    "hidden-more": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-w0.3,s3-r96w-f768-hidden-w3,"
+                   "s3-r96w-f768-ensemble-hidden,s3-r96w-f768-hidden-int8,s3-r96w-f768-ensemble-hidden-int8",
 }
 
 

@@ -225,10 +225,15 @@ def load_tokenizer_ref(ref: str, trust_remote_code: bool = False):
     return load_tokenizer(localize_model(ref), trust_remote_code=trust_remote_code)
 
 
+#: config attribute holding a student's :func:`student_label`, which a student trained further keeps
+LABEL_KEY = "findistill_student"
+
+
 def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
                  text: Sequence[Sequence[str]] | None = None):
     """``build_student`` from a stage's student parameters; logs the spec as tags, adds its
-    :func:`student_label` to the run's name and prints it. ``text`` (sentences as words): what the
+    :func:`student_label` to the run's name and the config (a student that ``model`` already is, kept as it
+    is, keeps its label) and prints it. ``text`` (sentences as words): what the
     student will be trained on, whose token counts weight the factorisation for
     ``embedding_weights=frequency``."""
     new_tokenizer = None if spec.tokenizer == "same" else load_tokenizer_ref(spec.tokenizer)
@@ -261,8 +266,14 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
         factorised = (f"; word embeddings factorised at rank {spec.embedding_rank} "
                       f"({svd['embedding_params_before'] / 1e6:.2f}M -> {svd['embedding_params_after'] / 1e6:.2f}M "
                       f"parameters, relative SVD error {svd['embedding_svd_error']:.3f}{weighted})")
-    label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer),
-                          spec.embedding_rank, spec.intermediate_size, spec.embedding_weights == "frequency")
+    inherited = getattr(model.config, LABEL_KEY, "")
+    if inherited and new_tokenizer is None and spec.embedding_rank == spec.intermediate_size == 0 \
+            and len(layers) == model.config.num_hidden_layers:
+        label = inherited  # a student trained further, as it was built
+    else:
+        label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer),
+                              spec.embedding_rank, spec.intermediate_size, spec.embedding_weights == "frequency")
+    setattr(student.config, LABEL_KEY, label)
     name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
     mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
     how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"

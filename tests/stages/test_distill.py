@@ -89,6 +89,12 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     assert isinstance(student.get_input_embeddings(), FactorisedEmbedding)
     assert student.config.intermediate_size == 48 and run.data.tags["mlflow.runName"].endswith(" s2-same-r8w-f48")
     assert run.data.metrics["params_total"] == sum(p.numel() for p in student.parameters())
+    # trained further, the student keeps the label of what it is, not of what this run cuts (nothing)
+    further = mlflow.get_run(distill.run(parse_params(distill.Config, {
+        **params, "student_init": f"runs:/{run.info.run_id}/model", "embedding_rank": "0",
+        "intermediate_size": "0", "embedding_weights": "uniform", "transfer_data": "none", "hidden_weight": "0",
+        "hidden_layers": "uniform"})))
+    assert further.data.tags["mlflow.runName"] == "distill s2-same-r8w-f48"
     # the teachers' outputs on the same sentences are cached once, beside the checkpoints, for any later run
     assert "computed and stored" in capsys.readouterr().out
     distill.run(parse_params(distill.Config, {**params, "student_layers": "1", "hidden_layers": "uniform"}))
