@@ -185,7 +185,8 @@ VARIANTS: dict[str, Variant] = {
                                         params={**HIDDEN_UNIFORM, "hidden_weight": "0.3"},
                                         baseline="s3-r96w-f768-hidden", lever="4"),
     "s3-r96w-f768-hidden-w3": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE at weight 3 + "
-                                      "Reuters x1", 3, rank=96, ffn=768, params={**HIDDEN_UNIFORM, "hidden_weight": "3"},
+                                      "Reuters x1", 3, rank=96, ffn=768,
+                                      params={**HIDDEN_UNIFORM, "hidden_weight": "3"},
                                       baseline="s3-r96w-f768-hidden", lever="4"),
     "s3-r96w-f768-ensemble-hidden": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble of the "
                                             "teachers + hidden MSE (the first teacher's states) + Reuters x1", 3,
