@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import mlflow
+import numpy as np
 from transformers import set_seed
 
 from findistill.config import ConfigError, as_parameters, require
@@ -35,9 +36,18 @@ from findistill.stages.common import (
     training_device,
 )
 from findistill.tracking.runs import localize, localize_model, log_metrics, stage_run
-from findistill.training.distill import LossSettings, distill_student
+from findistill.training.distill import LossSettings, distill_student, teacher_targets
 from findistill.training.kd_losses import HIDDEN_LOSSES, POOLINGS
-from findistill.training.transfer_sets import select_transfer, sentence_key, swap_mentions
+from findistill.training.transfer_sets import (
+    entity_word_counts,
+    most_entity_words,
+    select_transfer,
+    sentence_key,
+    swap_mentions,
+)
+
+#: how the transfer sentences are chosen among the candidates of their sources
+TRANSFER_SELECTIONS = ("random", "entities")
 
 
 @dataclass
@@ -55,7 +65,9 @@ class Config(TrainingStageParams):
     attention KL (same tokenizer, ``cache_teacher=false``), all on words pooled by
     ``word_pooling``. ``transfer_data`` (``none``, or comma-separated sources: ``augment``, another
     NER corpus, raw text) adds ``transfer_ratio`` x (training sentences) sentences per source with
-    teacher labels only. Cached teacher outputs are kept in ``teacher_cache`` (``auto``: beside the
+    teacher labels only, drawn at random (``transfer_select=random``) or, with ``entities``, the ones
+    in which the (first) teacher tags the most words as entities out of ``transfer_pool`` times as many
+    drawn. Cached teacher outputs are kept in ``teacher_cache`` (``auto``: beside the
     checkpoints, ``.findistill/teacher-outputs``, shared by every run on the same sentences).
     """
 
@@ -75,6 +87,8 @@ class Config(TrainingStageParams):
     cache_teacher: bool = True
     transfer_data: str = "none"
     transfer_ratio: float = 1.0
+    transfer_select: str = "random"
+    transfer_pool: float = 4.0
     text_field: str = "text"
     teacher_cache: str = "auto"
 
@@ -95,6 +109,10 @@ class Config(TrainingStageParams):
         require(bool(self.transfer_data.strip()) and all(part.strip() for part in self.transfer_data.split(",")),
                 "transfer_data", "'none', or comma-separated sources: 'augment', an NER corpus or a text corpus",
                 self.transfer_data)
+        require(self.transfer_select in TRANSFER_SELECTIONS, "transfer_select",
+                f"one of {', '.join(TRANSFER_SELECTIONS)}", self.transfer_select)
+        require(self.transfer_pool >= 1, "transfer_pool", "a number >= 1 (candidates drawn per transfer sentence "
+                "kept by transfer_select=entities)", self.transfer_pool)
         require(all(part.strip() for part in self.teacher.split(",")), "teacher",
                 "one model reference, or several separated by commas (an ensemble)", self.teacher)
         require(bool(self.teacher_cache.strip()), "teacher_cache", "'auto' or a folder", self.teacher_cache)
@@ -107,16 +125,17 @@ class Config(TrainingStageParams):
         return [part.strip() for part in self.teacher.split(",")]
 
 
-def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
+def load_transfer_set(config: Config, data: NerData, pool: float = 1.0) -> list[list[str]]:
     """The transfer set's sentences (words), never one of the validation/test sentences of ``data``.
 
-    Each comma-separated source of ``transfer_data`` gives ``transfer_ratio`` x (training sentences):
+    Each comma-separated source of ``transfer_data`` gives ``pool`` x ``transfer_ratio`` x (training
+    sentences), the candidates :func:`select_by_teacher` chooses from when ``pool`` > 1:
     ``augment``: training sentences with swapped entity mentions; an NER corpus: the words of its
     train split; anything else: raw text (:func:`findistill.data.text.word_sentences`), split into
     words as the served model splits them. A sentence an earlier source gave is not taken again.
     """
     train = data.splits["train"]
-    n = round(config.transfer_ratio * len(train))
+    n = round(pool * config.transfer_ratio * len(train))
     if config.transfer_data == "none" or n == 0:
         return []
     held_out: list[Sentence] = data.splits.get("validation", []) + data.splits.get("test", [])
@@ -133,6 +152,24 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
                 raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", path)
         chosen += [words for words in picked if sentence_key(words) not in earlier]
         earlier.update(sentence_key(words) for words in picked)
+    return chosen
+
+
+def select_by_teacher(config: Config, data: NerData, candidates: list[list[str]], teacher, tokenizer,
+                      cache: Path, device: str) -> list[list[str]]:
+    """``transfer_select=entities``: of ``candidates`` (``transfer_pool`` x the transfer set), the
+    transfer set's size of sentences in which ``teacher`` tags the most words as entities (its cached
+    word logits; ties keep the seeded draw's order). Logs the entity words per sentence before and after."""
+    n = round(len(config.transfer_data.split(",")) * config.transfer_ratio * len(data.splits["train"]))
+    logits_only = LossSettings(word_pooling=config.word_pooling)
+    outputs = teacher_targets([(teacher, tokenizer)], candidates, config.settings(), logits_only, cache, device)
+    counts = entity_word_counts(outputs.logits, outputs.present, model_labels(teacher).index("O"))
+    chosen = most_entity_words(candidates, counts, n)
+    kept = np.sort(counts)[::-1][:n]
+    log_metrics({"transfer_pool_sentences": len(candidates), "transfer_pool_entity_words": float(counts.mean()),
+                 "transfer_entity_words": float(kept.mean())})
+    print(f"transfer set: the {len(chosen):,} of {len(candidates):,} candidate sentences with the most entity "
+          f"words by the teacher ({kept.mean():.2f} per sentence, {counts.mean():.2f} in all candidates)")
     return chosen
 
 
@@ -178,10 +215,15 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
         kept = select_layers(n_teacher, config.student_layers, config.layer_selection)
     with as_parameters():
         map_layers(len(kept) if kept else n_teacher, n_teacher, config.hidden_layers, kept)
-    transfer = load_transfer_set(config, data)
+    pool = config.transfer_pool if config.transfer_select == "entities" else 1.0
+    transfer = load_transfer_set(config, data, pool)
     with stage_run("distill", config, run_name="distill") as run:
         log_data(data)
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
+        checkpoints = checkpoint_path(config, "distill")
+        if transfer and pool > 1:
+            transfer = select_by_teacher(config, data, transfer, teacher, teacher_tokenizer,
+                                         teacher_cache_dir(config, checkpoints), device)
         if config.student_init == "teacher":
             source, source_tokenizer = teacher, teacher_tokenizer
         else:
@@ -204,7 +246,6 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
         mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
         if transfer:
             print(f"transfer set: {len(transfer)} sentences from {config.transfer_data} (teacher labels only)")
-        checkpoints = checkpoint_path(config, "distill")
         summary = distill_student(
             student, student_tokenizer, teacher, teacher_tokenizer, data.splits["train"], data.splits["validation"],
             labels, config.settings(), losses, checkpoints, transfer=transfer, extra_teachers=members,

@@ -2,7 +2,8 @@
 
 :func:`swap_mentions` makes new sentences from training sentences by swapping entity mentions of
 the same type; :func:`select_transfer` draws a transfer set from candidates, never a sentence of
-the evaluation splits.
+the evaluation splits; :func:`most_entity_words` keeps the candidates in which the teacher finds the
+most entity words.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+
+import numpy as np
 
 from findistill.config import ValueProblem
 from findistill.data.corpus import Sentence
@@ -56,3 +59,20 @@ def select_transfer(candidates: list[list[str]], n: int, seed: int, exclude: Seq
     kept = [words for words in candidates if words and sentence_key(words) not in held_out]
     random.Random(seed).shuffle(kept)
     return kept[:n]
+
+
+def entity_word_counts(logits: Sequence[np.ndarray], present: Sequence[np.ndarray], outside: int) -> np.ndarray:
+    """Per sentence, the words whose highest-scoring label is not ``outside`` (the id of ``O``), among
+    the words the model saw (``present``)."""
+    return np.array([int(((np.asarray(l).argmax(-1) != outside) & np.asarray(p)).sum())
+                     for l, p in zip(logits, present, strict=True)], dtype=np.int64)
+
+
+def most_entity_words(candidates: Sequence[Sequence[str]], counts: np.ndarray, n: int) -> list[list[str]]:
+    """The ``n`` candidates with the most entity words (``counts``, e.g. :func:`entity_word_counts` of the
+    teacher), in their given order; among equal counts the earlier candidates win, so a seeded shuffle
+    of the candidates breaks the ties."""
+    if len(counts) != len(candidates):
+        raise ValueError(f"most_entity_words: {len(counts)} counts for {len(candidates)} candidates")
+    order = np.argsort(-np.asarray(counts), kind="stable")[:n]
+    return [list(candidates[i]) for i in sorted(order)]

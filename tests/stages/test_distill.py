@@ -53,6 +53,27 @@ def test_transfer_set_from_several_sources_draws_from_each_and_never_holds_evalu
     assert len(joined) > n + 5  # and 'augment' gave its share too
 
 
+def test_an_entity_rich_transfer_set_is_chosen_by_the_teacher_from_a_larger_draw(mlflow_store, tmp_path,
+                                                                                  tiny_classifier):
+    import mlflow
+
+    from findistill.config import parse_params
+    from findistill.stages import distill
+    from findistill.stages.common import load_stage_data
+
+    model, tokenizer = tiny_classifier
+    teacher = _save(model, tokenizer, tmp_path / "teacher")
+    text = tmp_path / "news.txt"
+    text.write_text("\n".join(f"Fund {i} bought {i % 7} shares of Company {i} in London ." for i in range(120)) + "\n")
+    params = {"teacher": str(teacher), "data": "sample", "max_sentences": "40", "epochs": "1", "batch_size": "8",
+              "max_length": "64", "student_layers": "1", "transfer_data": str(text), "transfer_ratio": "0.5",
+              "transfer_select": "entities", "transfer_pool": "3", "measure_resources": "false"}
+    metrics = mlflow.get_run(distill.run(parse_params(distill.Config, params))).data.metrics
+    n = round(0.5 * len(load_stage_data(parse_params(distill.Config, params)).splits["train"]))
+    assert metrics["transfer_sentences"] == n and metrics["transfer_pool_sentences"] == 3 * n
+    assert metrics["transfer_entity_words"] >= metrics["transfer_pool_entity_words"]
+
+
 def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_and_the_kept_layer_map(
         mlflow_store, tmp_path, tiny_classifier, capsys):
     import mlflow

@@ -1,7 +1,9 @@
 """Distillation: students by layer selection, word-level losses across tokenizers, the training loop."""
 
+import numpy as np
+
 from findistill.data.corpus import Sentence
-from findistill.training.transfer_sets import select_transfer, swap_mentions
+from findistill.training.transfer_sets import entity_word_counts, most_entity_words, select_transfer, swap_mentions
 
 
 def test_swap_mentions_replaces_entities_by_same_type_mentions():
@@ -33,3 +35,16 @@ def test_swap_mentions_swaps_adjacent_mentions_one_by_one():
         assert words[len(first):-1] in mentions
         seen.add(tuple(words))
     assert len(seen) == 4  # each of the two mentions is drawn on its own
+
+
+def test_the_sentences_with_most_entity_words_are_kept_in_their_order_ties_to_the_earlier():
+    outside = 0
+    scores = [np.eye(3)[tags] for tags in ([0, 1, 2, 0], [0, 0], [1, 1, 0], [2], [0, 2, 0])]
+    present = [np.ones(len(s), bool) for s in scores]
+    present[0][1] = False  # a word the model never saw does not count, whatever its (zero) row says
+    counts = entity_word_counts(scores, present, outside)
+    assert counts.tolist() == [1, 0, 2, 1, 1]
+    candidates = [["a"], ["b"], ["c"], ["d"], ["e"]]
+    # 2 words in "c", then 1 in "a", "d" and "e": the first two of those (the seeded draw's order) win
+    assert most_entity_words(candidates, counts, 3) == [["a"], ["c"], ["d"]]
+    assert most_entity_words(candidates, counts, 10) == candidates
