@@ -192,6 +192,12 @@ VARIANTS: dict[str, Variant] = {
                                             "teachers + hidden MSE (the first teacher's states) + Reuters x1", 3,
                                             rank=96, ffn=768, teacher="ensemble", params=HIDDEN_UNIFORM,
                                             baseline="s3-r96w-f768-hidden", lever="1"),
+    # 2 with 4: the Reuters sentences in which the teacher finds the most entity words, out of 4x as many drawn
+    "s3-r96w-f768-hidden-ent4": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + Reuters x1 "
+                                        "chosen for entity words out of x4", 3, rank=96, ffn=768,
+                                        params={**HIDDEN_UNIFORM, "transfer_select": "entities",
+                                                "transfer_pool": "4"},
+                                        baseline="s3-r96w-f768-hidden", lever="2"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -270,7 +276,8 @@ SELECTIONS = {
     "hidden": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-only,s3-r96w-f768-two-step,"
               "s3-r96w-f768-reuters1-int8,s3-r96w-f768-hidden-int8,s3-r96w-f768-two-step-int8",
     "hidden-more": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-w0.3,s3-r96w-f768-hidden-w3,"
-                   "s3-r96w-f768-ensemble-hidden,s3-r96w-f768-hidden-int8,s3-r96w-f768-ensemble-hidden-int8",
+                   "s3-r96w-f768-ensemble-hidden,s3-r96w-f768-hidden-ent4,s3-r96w-f768-hidden-int8,"
+                   "s3-r96w-f768-ensemble-hidden-int8",
 }
 
 
