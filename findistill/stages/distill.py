@@ -125,21 +125,19 @@ class Config(TrainingStageParams):
         return [part.strip() for part in self.teacher.split(",")]
 
 
-def load_transfer_set(config: Config, data: NerData, pool: float = 1.0) -> list[list[str]]:
-    """The transfer set's sentences (words), never one of the validation/test sentences of ``data``.
-
-    Each comma-separated source of ``transfer_data`` gives ``pool`` x ``transfer_ratio`` x (training
-    sentences), the candidates :func:`select_by_teacher` chooses from when ``pool`` > 1:
-    ``augment``: training sentences with swapped entity mentions; an NER corpus: the words of its
-    train split; anything else: raw text (:func:`findistill.data.text.word_sentences`), split into
-    words as the served model splits them. A sentence an earlier source gave is not taken again.
-    """
+def transfer_candidates(config: Config, data: NerData, pool: float = 1.0) -> list[list[list[str]]]:
+    """Per comma-separated source of ``transfer_data``, its sentences (words): ``pool`` x
+    ``transfer_ratio`` x (training sentences), never one of the validation/test sentences of ``data``
+    and never one an earlier source gave. ``augment``: training sentences with swapped entity mentions;
+    an NER corpus: the words of its train split; anything else: raw text
+    (:func:`findistill.data.text.word_sentences`), split into words as the served model splits them.
+    With ``pool`` > 1 they are the candidates :func:`select_by_teacher` chooses from."""
     train = data.splits["train"]
     n = round(pool * config.transfer_ratio * len(train))
     if config.transfer_data == "none" or n == 0:
         return []
     held_out: list[Sentence] = data.splits.get("validation", []) + data.splits.get("test", [])
-    chosen: list[list[str]] = []
+    groups: list[list[list[str]]] = []
     earlier: set[str] = set()  # the sentences of the sources before this one
     for source in (part.strip() for part in config.transfer_data.split(",")):
         if source == "augment":
@@ -150,26 +148,38 @@ def load_transfer_set(config: Config, data: NerData, pool: float = 1.0) -> list[
             picked = select_transfer(candidates, n, config.seed, held_out)
             if not picked:
                 raise DataError("gives no usable transfer sentence (all empty or in the evaluation splits)", path)
-        chosen += [words for words in picked if sentence_key(words) not in earlier]
+        groups.append([words for words in picked if sentence_key(words) not in earlier])
         earlier.update(sentence_key(words) for words in picked)
-    return chosen
+    return groups
 
 
-def select_by_teacher(config: Config, data: NerData, candidates: list[list[str]], teacher, tokenizer,
+def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
+    """The transfer set's sentences (words), drawn at random: :func:`transfer_candidates`, every source's
+    in turn."""
+    return [words for group in transfer_candidates(config, data) for words in group]
+
+
+def select_by_teacher(config: Config, data: NerData, groups: list[list[list[str]]], teacher, tokenizer,
                       cache: Path, device: str) -> list[list[str]]:
-    """``transfer_select=entities``: of ``candidates`` (``transfer_pool`` x the transfer set), the
-    transfer set's size of sentences in which ``teacher`` tags the most words as entities (its cached
-    word logits; ties keep the seeded draw's order). Logs the entity words per sentence before and after."""
-    n = round(len(config.transfer_data.split(",")) * config.transfer_ratio * len(data.splits["train"]))
+    """``transfer_select=entities``: of each source's candidates (``groups``, ``transfer_pool`` x its share),
+    its share of sentences in which ``teacher`` tags the most words as entities (its cached word logits;
+    ties keep the seeded draw's order). Logs the entity words per sentence before and after."""
+    n = round(config.transfer_ratio * len(data.splits["train"]))
+    candidates = [words for group in groups for words in group]
     logits_only = LossSettings(word_pooling=config.word_pooling)
     outputs = teacher_targets([(teacher, tokenizer)], candidates, config.settings(), logits_only, cache, device)
     counts = entity_word_counts(outputs.logits, outputs.present, model_labels(teacher).index("O"))
-    chosen = most_entity_words(candidates, counts, n)
-    kept = np.sort(counts)[::-1][:n]
+    chosen: list[list[str]] = []
+    kept: list[np.ndarray] = []
+    for group, group_counts in zip(groups, np.split(counts, np.cumsum([len(g) for g in groups])[:-1]), strict=True):
+        chosen += most_entity_words(group, group_counts, n)
+        kept.append(np.sort(group_counts)[::-1][:n])
+    chosen_counts = np.concatenate(kept)
     log_metrics({"transfer_pool_sentences": len(candidates), "transfer_pool_entity_words": float(counts.mean()),
-                 "transfer_entity_words": float(kept.mean())})
+                 "transfer_entity_words": float(chosen_counts.mean())})
     print(f"transfer set: the {len(chosen):,} of {len(candidates):,} candidate sentences with the most entity "
-          f"words by the teacher ({kept.mean():.2f} per sentence, {counts.mean():.2f} in all candidates)")
+          f"words by the teacher ({chosen_counts.mean():.2f} per sentence, {counts.mean():.2f} in all "
+          "candidates)")
     return chosen
 
 
@@ -216,13 +226,14 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
     with as_parameters():
         map_layers(len(kept) if kept else n_teacher, n_teacher, config.hidden_layers, kept)
     pool = config.transfer_pool if config.transfer_select == "entities" else 1.0
-    transfer = load_transfer_set(config, data, pool)
+    groups = transfer_candidates(config, data, pool)
+    transfer = [words for group in groups for words in group]
     with stage_run("distill", config, run_name="distill") as run:
         log_data(data)
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
         checkpoints = checkpoint_path(config, "distill")
         if transfer and pool > 1:
-            transfer = select_by_teacher(config, data, transfer, teacher, teacher_tokenizer,
+            transfer = select_by_teacher(config, data, groups, teacher, teacher_tokenizer,
                                          teacher_cache_dir(config, checkpoints), device)
         if config.student_init == "teacher":
             source, source_tokenizer = teacher, teacher_tokenizer

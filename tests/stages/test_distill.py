@@ -69,9 +69,17 @@ def test_an_entity_rich_transfer_set_is_chosen_by_the_teacher_from_a_larger_draw
               "max_length": "64", "student_layers": "1", "transfer_data": str(text), "transfer_ratio": "0.5",
               "transfer_select": "entities", "transfer_pool": "3", "measure_resources": "false"}
     metrics = mlflow.get_run(distill.run(parse_params(distill.Config, params))).data.metrics
-    n = round(0.5 * len(load_stage_data(parse_params(distill.Config, params)).splits["train"]))
+    data = load_stage_data(parse_params(distill.Config, params))
+    n = round(0.5 * len(data.splits["train"]))
     assert metrics["transfer_sentences"] == n and metrics["transfer_pool_sentences"] == 3 * n
     assert metrics["transfer_entity_words"] >= metrics["transfer_pool_entity_words"]
+    # with several sources each keeps its own share, though every augmented sentence has entities
+    config = parse_params(distill.Config, {**params, "transfer_data": f"augment,{text}"})
+    groups = distill.transfer_candidates(config, data, config.transfer_pool)
+    assert [len(g) for g in groups] == [3 * n, 3 * n]
+    with mlflow.start_run():
+        chosen = distill.select_by_teacher(config, data, groups, model, tokenizer, tmp_path / "cache", "cpu")
+    assert len(chosen) == 2 * n and sum(words[0] == "Fund" for words in chosen) == n
 
 
 def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_and_the_kept_layer_map(
