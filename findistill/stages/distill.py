@@ -227,14 +227,15 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
         map_layers(len(kept) if kept else n_teacher, n_teacher, config.hidden_layers, kept)
     pool = config.transfer_pool if config.transfer_select == "entities" else 1.0
     groups = transfer_candidates(config, data, pool)
-    transfer = [words for group in groups for words in group]
     with stage_run("distill", config, run_name="distill") as run:
         log_data(data)
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
         checkpoints = checkpoint_path(config, "distill")
-        if transfer and pool > 1:
+        if groups and pool > 1:
             transfer = select_by_teacher(config, data, groups, teacher, teacher_tokenizer,
                                          teacher_cache_dir(config, checkpoints), device)
+        else:
+            transfer = [words for group in groups for words in group]
         if config.student_init == "teacher":
             source, source_tokenizer = teacher, teacher_tokenizer
         else:
