@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/study.py --corpus finer-ord --teachers runs:/<a>/model,runs:/<b>/model \\
         --dapt-teacher runs:/<c>/model --variants core --seeds 42,1,2
     .venv/bin/python benchmarks/study.py --corpus finer-ord --collect-only        # the report from finished runs
+    .venv/bin/python benchmarks/study.py --corpus finer-ord --dry-run             # what is finished, what would train
 
 A declared matrix (:data:`VARIANTS`) of students is distilled from the corpus's teacher(s) through
 ``mlflow run``, each variant over ``--seeds``, in experiment ``study-<corpus>``. A run is found again
@@ -411,6 +412,20 @@ def trained_run(key: str, refs: dict[str, str], seed: int, args: argparse.Namesp
     return run_stage(entry, args.experiment, f"{key}-s{seed}", params, reuse_only=reuse_only, device=args.device)
 
 
+def untrained(jobs: list[tuple[str, int]], refs: dict[str, str], args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The ``(row, seed)`` jobs without a finished run (including those whose source student is missing)."""
+    missing = []
+    for key, seed in jobs:
+        try:
+            entry, params = variant_stage(key, refs, seed, args, reuse_only=True)
+        except LookupError:
+            missing.append((key, seed))
+            continue
+        if finished_run(args.experiment, study_key(entry, with_device(entry, params, args.device))) is None:
+            missing.append((key, seed))
+    return missing
+
+
 def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace,
                    init: str = "") -> dict[str, str]:
     """The ``distill`` parameters of student ``key`` at ``seed``; ``init``: the finished student a row with
@@ -728,6 +743,40 @@ def target_verdict(row: dict) -> str:
     return "yes" if seeds >= TARGET["seeds"] else f"on {seeds} seed{'s' if seeds > 1 else ''}"
 
 
+def agreement_section(result: dict) -> list[str]:
+    """The report's lines on agreement with the teachers on held-out newswire (:mod:`study_agreement`)."""
+    info = result["agreement"]
+    own = ", ".join(f"`{uri}` {f1:.4f}" for uri, f1 in info["teachers"].items())
+    lines = ["", "## Agreement with the teachers on held-out newswire", "",
+             "Validation is cut from FiNER-ORD's training file: other sentences of the same articles. To see how "
+             "the students do on other documents without touching test, every run is also scored against the tags "
+             f"of the ensemble of the {len(info['reference'])} teacher(s) on {info['paragraphs']:,} Reuters-21578 "
+             f"paragraphs ({info['words']:,} words, {info['reference_entities']:,} entities in the reference), drawn "
+             f"with seed {info['seed']} from the paragraphs that no run's transfer set holds "
+             f"({info['excluded_sentences']:,} paragraphs of {info['transfer_draws']} transfer draws excluded). "
+             "Agreement F1: strict entity F1 with the reference's tags as gold. It measures imitation of the "
+             "teachers, not correctness."
+             + (f" The teachers against their own ensemble: {own}." if own else ""), "",
+             "| variant | seeds | agreement F1 mean ± sd | per seed | gain vs baseline: agreement | validation | "
+             "test |", "|---|:-:|---|---|---:|---:|---:|"]
+    for key, row in result["variants"].items():
+        values = list(row["agreement_f1"].values())
+        sd = np.std(values, ddof=1) if len(values) > 1 else 0.0
+        cmp = row.get("vs_baseline") or {}
+        gains = [("–" if cmp.get(name) is None else f"{100 * cmp[name]:+.2f}")
+                 for name in ("agreement_gain", "val_gain", "gain")]
+        lines.append(f"| `{key}` | {len(values)} | {np.mean(values):.4f} ± {sd:.4f} | "
+                     f"{', '.join(f'{v:.3f}' for v in values)} | {' | '.join(gains)} |")
+    lines += ["", f"Across the {info['runs']} trained runs (inference variants have no validation score), Spearman's "
+              f"rank correlation with test F1: validation {_f(info['spearman_test_val'], 2)}, agreement "
+              f"{_f(info['spearman_test_agreement'], 2)}. Of the {info['lever_comparisons']} comparisons with a "
+              f"baseline that have both gains, the sign of the test gain is that of the validation gain in "
+              f"{info['val_sign_matches']} and of the agreement gain in {info['agreement_sign_matches']}. These runs' "
+              "test scores were known before this score existed: the comparison says which signal followed test "
+              "here, and only rows added later can confirm it."]
+    return lines
+
+
 def markdown(result: dict, command: str, hours: float) -> str:
     teacher = result["costs"]["teacher"]
     t0 = result["teachers"]["teacher-0"]
@@ -786,6 +835,8 @@ def markdown(result: dict, command: str, hours: float) -> str:
         lines.append(f"| `{key}` | `{row['baseline']}` | {','.join(cmp['seeds'])} | {100 * cmp['gain']:+.2f} | "
                      f"{val_gain} | {_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
                      f"{boot['p_not_better']:.3f} |")
+    if "agreement" in result:
+        lines += agreement_section(result)
     front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in result["variants"].items()])
     front_b1 = pareto([(k, r["cost"]["latency_cpu_b1_ms_p50"], r["f1_mean"]) for k, r in result["variants"].items()])
     lines += ["", "## Pareto front", "",
@@ -830,8 +881,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--experiment", default="", help="default study-<corpus>")
     parser.add_argument("--fresh", action="store_true", help="a new experiment (study-<corpus>-<time>)")
-    parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--collect-only", action="store_true", help="train nothing: the report from finished runs")
+    parser.add_argument("--dry-run", action="store_true", help="train nothing, write nothing: list the runs of the "
+                        "matrix that are finished and those the same command without it would train")
     parser.add_argument("--skip-report", action="store_true", help="run the matrix, write nothing")
+    parser.add_argument("--agreement", type=int, default=0, metavar="N",
+                        help="score every run against the teachers' ensemble on N held-out Reuters-21578 paragraphs "
+                        "that no run trained on (study_agreement.py; 0: not at all)")
     parser.add_argument("--report", default="", help="the name of the report's files in docs/results (default: "
                         "the corpus), so that a study of a few rows in another store leaves the corpus's report as "
                         "it is")
@@ -852,16 +908,37 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     lever_seeds = [int(s) for s in args.lever_seeds.split(",")] if args.lever_seeds else seeds
     core = SELECTIONS["core"].split(",")
+    jobs = [(key, seed) for key in chosen if key in core for seed in seeds]
+    jobs += [(key, seed) for seed in lever_seeds for key in chosen if key not in core]
+    if args.dry_run:
+        args.collect_only = True
+        try:
+            refs = prepare(args, chosen)
+        except LookupError as missing:
+            print(f"[to train] the teachers first ({missing}), then all {len(jobs)} rows x seeds")
+            return
+        missing_jobs = untrained(jobs, refs, args)
+        for key, seed in jobs:
+            print(f"[{'to train' if (key, seed) in missing_jobs else 'finished'}] {key}-s{seed}")
+        print(f"{len(jobs) - len(missing_jobs)} finished, {len(missing_jobs)} to train")
+        return
     refs = prepare(args, chosen)
     if not args.collect_only:
-        jobs = [(key, seed) for key in chosen if key in core for seed in seeds]
-        jobs += [(key, seed) for seed in lever_seeds for key in chosen if key not in core]
+        missing_jobs = untrained(jobs, refs, args)
+        if missing_jobs:
+            print(f"[plan] {len(missing_jobs)} of {len(jobs)} runs to train: "
+                  f"{', '.join(f'{key}-s{seed}' for key, seed in missing_jobs)}", flush=True)
         for key, seed in jobs:
             trained_run(key, refs, seed, args)
     if args.skip_report:
         return
     result = collect(args, refs, chosen, sorted(set(seeds) | set(lever_seeds)))
     compare(result)
+    if args.agreement:
+        from study_agreement import add_agreement  # the sibling module
+
+        add_agreement(result, [refs[k] for k in sorted(refs) if k.startswith("teacher-")], REUTERS, args.agreement,
+                      REPO / "benchmarks" / "results" / "agreement")
     measure(result, args.data)
     result["tokenization"] = tokenization(result, args.data)
     result["untrained"] = untrained_changes(result, args.data)

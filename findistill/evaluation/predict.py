@@ -1,4 +1,5 @@
-"""A token classifier on sentences and raw text: evaluation on labelled splits, entity spans for raw text.
+"""A token classifier on sentences and raw text: evaluation on labelled splits, entity spans for raw text,
+and the tags of a reference model on unlabeled sentences (agreement with it is scored like F1).
 """
 
 from __future__ import annotations
@@ -59,6 +60,18 @@ def evaluate_ner(
     predicted = decode(logits, labels)
     gold = [s.tags for s in sentences]
     return EvalResult(entity_scores(gold, predicted), entity_report(gold, predicted), predicted)
+
+
+def reference_labels(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
+                     *, batch_size: int = 32, max_length: int = 256, device: str | torch.device = "cpu",
+                     ) -> list[Sentence]:
+    """``sentences`` (unlabeled words) tagged by ``model``: the reference against which
+    :func:`evaluate_ner` scores another model's agreement (entity F1 with these tags as gold)."""
+    model.to(device)
+    logits = predict_word_logits(model, tokenizer, sentences, batch_size=batch_size, max_length=max_length,
+                                 device=device)
+    return [Sentence(list(words), tags) for words, tags in zip(sentences, decode(logits, model_labels(model)),
+                                                                strict=True)]
 
 
 def spans_from_tags(words: Sequence[tuple[str, int, int]], tags: Sequence[str], text: str,

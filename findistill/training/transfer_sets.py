@@ -2,15 +2,15 @@
 
 :func:`swap_mentions` makes new sentences from training sentences by swapping entity mentions of
 the same type; :func:`select_transfer` draws a transfer set from candidates, never a sentence of
-the evaluation splits; :func:`most_entity_words` keeps the candidates in which the teacher finds the
-most entity words.
+the evaluation splits (:func:`draw_sentences`: never one of a given set of sentences);
+:func:`most_entity_words` keeps the candidates in which the teacher finds the most entity words.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -52,13 +52,18 @@ def sentence_key(words: Sequence[str]) -> str:
     return "".join(words)
 
 
+def draw_sentences(candidates: Sequence[Sequence[str]], n: int, seed: int, excluded: Collection[str]) -> list[list[str]]:
+    """Up to ``n`` of ``candidates`` (seeded sample), never one whose :func:`sentence_key` is in
+    ``excluded`` and never an empty one."""
+    kept = [list(words) for words in candidates if words and sentence_key(words) not in excluded]
+    random.Random(seed).shuffle(kept)
+    return kept[:n]
+
+
 def select_transfer(candidates: list[list[str]], n: int, seed: int, exclude: Sequence[Sentence]) -> list[list[str]]:
     """Up to ``n`` of ``candidates`` (seeded sample), never a sentence that appears in ``exclude``
     (the evaluation splits), however either was split into words, and never an empty one."""
-    held_out = {sentence_key(s.tokens) for s in exclude}
-    kept = [words for words in candidates if words and sentence_key(words) not in held_out]
-    random.Random(seed).shuffle(kept)
-    return kept[:n]
+    return draw_sentences(candidates, n, seed, {sentence_key(s.tokens) for s in exclude})
 
 
 def entity_word_counts(logits: Sequence[np.ndarray], present: Sequence[np.ndarray], outside: int) -> np.ndarray:

@@ -41,3 +41,27 @@ def test_tag_texts_returns_spans_for_each_text(tiny_classifier):
     for span in results[0]:
         assert set(span) == {"entity", "text", "start", "end", "score"} and span["entity"] == "ORG"
         assert text[span["start"]:span["end"]] == span["text"] and 0.99 <= span["score"] <= 1.0
+
+def test_reference_labels_are_the_models_tags_and_score_agreement_as_entity_f1(tiny_classifier):
+    import copy
+
+    import torch
+
+    from findistill.evaluation.predict import evaluate_ner, reference_labels
+
+    model, tokenizer = tiny_classifier
+
+    def always(label: str):
+        biased = copy.deepcopy(model)
+        with torch.no_grad():
+            biased.classifier.bias.zero_()
+            biased.classifier.bias[biased.config.label2id[label]] = 100.0
+        return biased
+
+    long = [f"word{i}" for i in range(40)]  # more sub-tokens than max_length: tagged in word chunks
+    sentences = [["Acme", "Corp", "hired", "Dana"], long, ["profit", "rose"]]
+    tagged = reference_labels(always("B-ORG"), tokenizer, sentences, max_length=16)
+    assert [s.tokens for s in tagged] == sentences
+    assert [s.tags for s in tagged] == [["B-ORG"] * len(words) for words in sentences]
+    assert evaluate_ner(always("B-ORG"), tokenizer, tagged, max_length=16).scores["f1"] == 1.0
+    assert evaluate_ner(always("B-PER"), tokenizer, tagged, max_length=16).scores["f1"] == 0.0

@@ -167,3 +167,26 @@ def test_a_validation_gain_is_given_only_between_runs_selected_on_the_same_valid
     # blocks against sentences: two different validation sets, no gain to read
     assert study.validation_gain("s3-r96-f768-reuters1-b20", "s3-r96-f768-reuters1", variants, ["42"]) is None
     assert study.validation_gain("s3-r96w-f768-reuters1-int8", "s3-r96w-f768-reuters1", variants, ["42"]) is None
+
+
+def test_the_plan_lists_rows_without_a_finished_run_and_int8_rows_whose_student_is_missing(study, monkeypatch):
+    finished = {"s2-r64-reuters1": {"42"}}  # the student of seed 42 is trained, not that of seed 1
+
+    def run_stage(entry, experiment, name, params, *, reuse_only=False, device="auto"):
+        assert reuse_only  # planning launches nothing
+        if params.get("seed") not in finished.get(name.rsplit("-s", 1)[0], set()):
+            raise LookupError("not trained")
+        return f"{name}-run"
+
+    def finished_run(experiment, key):
+        return {study.study_key("distill", study.with_device("distill", study.variant_params(
+            "s2-r64-reuters1", refs, 42, args), "auto")): "run"}.get(key)
+
+    monkeypatch.setattr(study, "run_stage", run_stage)
+    monkeypatch.setattr(study, "finished_run", finished_run)
+    args = argparse.Namespace(data="/data/finer-ord", experiment="study-x", device="auto")
+    refs = {"teacher-0": "runs:/t0/model"}
+    jobs = [("s2-r64-reuters1", 42), ("s2-r64-reuters1", 1), ("s2-r64-reuters1-int8", 42),
+            ("s2-r64-reuters1-int8", 1)]
+    assert study.untrained(jobs, refs, args) == [("s2-r64-reuters1", 1), ("s2-r64-reuters1-int8", 42),
+                                                 ("s2-r64-reuters1-int8", 1)]

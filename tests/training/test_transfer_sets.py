@@ -3,7 +3,14 @@
 import numpy as np
 
 from findistill.data.corpus import Sentence
-from findistill.training.transfer_sets import entity_word_counts, most_entity_words, select_transfer, swap_mentions
+from findistill.training.transfer_sets import (
+    draw_sentences,
+    entity_word_counts,
+    most_entity_words,
+    select_transfer,
+    sentence_key,
+    swap_mentions,
+)
 
 
 def test_swap_mentions_replaces_entities_by_same_type_mentions():
@@ -48,3 +55,14 @@ def test_the_sentences_with_most_entity_words_are_kept_in_their_order_ties_to_th
     # 2 words in "c", then 1 in "a", "d" and "e": the first two of those (the seeded draw's order) win
     assert most_entity_words(candidates, counts, 3) == [["a"], ["c"], ["d"]]
     assert most_entity_words(candidates, counts, 10) == candidates
+
+
+def test_a_draw_never_holds_an_excluded_or_empty_sentence_and_is_the_transfer_draw_of_its_seed():
+    candidates = [[f"w{i}", "rose"] for i in range(50)] + [[]]
+    excluded = {sentence_key(["w1", "rose"]), sentence_key(["w2rose"])}  # the same sentence split another way
+    drawn = draw_sentences(candidates, 100, 7, excluded)
+    assert len(drawn) == 48 and [] not in drawn
+    assert ["w1", "rose"] not in drawn and ["w2", "rose"] not in drawn and ["w3", "rose"] in drawn
+    assert draw_sentences(candidates, 10, 7, excluded) == drawn[:10] != draw_sentences(candidates, 10, 8, excluded)
+    held_out = [Sentence(["w1", "rose"], ["O", "O"]), Sentence(["w2rose"], ["O"])]
+    assert select_transfer(candidates, 10, 7, held_out) == drawn[:10]
