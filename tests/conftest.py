@@ -50,6 +50,19 @@ def write(folder: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
+def load_benchmark(name: str, *, register: bool = False):
+    """The script ``benchmarks/<name>.py`` as a module (``register``: also in ``sys.modules``, for scripts
+    whose dataclasses look their module up; the caller removes it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def shared_corpus(name: str) -> Path:
     """Path of a corpus in ../shared/data, or skip the test saying what is missing."""
     path = SHARED_DATA / name

@@ -4,26 +4,19 @@ becomes a stage run."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("study", REPO / "benchmarks" / "study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["study"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
+    yield load_benchmark("study", register=True)  # its dataclasses look their module up
     sys.modules.pop("study", None)
 
 

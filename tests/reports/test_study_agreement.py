@@ -3,21 +3,15 @@ their teachers holds no sentence that any run's transfer set drew."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def agreement():
-    spec = importlib.util.spec_from_file_location("study_agreement", REPO / "benchmarks" / "study_agreement.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("study_agreement")
 
 
 def test_the_held_out_paragraphs_avoid_every_transfer_candidate_of_every_run(agreement, tmp_path, monkeypatch):

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def stage_runs():
-    spec = importlib.util.spec_from_file_location("stage_runs", REPO / "benchmarks" / "stage_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("stage_runs")
 
 
 def _run(experiment_id: str, key: str | None, status: str = "RUNNING", name: str = "s3-dom-kd-s42",
