@@ -28,22 +28,29 @@ import numpy as np
 AGREEMENT_SEED = 0
 
 
-def _source_run(run):
-    """The distill run a study run's model comes from: itself, or the student a quantize run converted."""
+def _runs_behind(run_ids: Iterable[str]) -> list:
+    """The study runs ``run_ids`` and every run their models were made from: the student a quantize run
+    converted (``model``) and the student a distill run continued (``student_init``), recursively."""
     import mlflow
 
-    model = run.data.params.get("model", "")
-    if "transfer_data" not in run.data.params and model.startswith("runs:/"):
-        return mlflow.get_run(model.split("/")[1])
-    return run
+    seen: dict[str, object] = {}
+    pending = list(run_ids)
+    while pending:
+        run_id = pending.pop()
+        if run_id in seen:
+            continue
+        run = seen[run_id] = mlflow.get_run(run_id)
+        for name in ("model", "student_init"):
+            source = run.data.params.get(name, "")
+            if source.startswith("runs:/"):
+                pending.append(source.split("/")[1])
+    return list(seen.values())
 
 
 def transfer_keys(run_ids: Iterable[str]) -> tuple[set[str], int]:
     """The :func:`~findistill.training.transfer_sets.sentence_key` of every transfer sentence (candidates
-    included) of the distill runs behind ``run_ids``, rebuilt from their parameters; and how many
-    distinct transfer draws that was."""
-    import mlflow
-
+    included) of the runs ``run_ids`` and of the runs their models were made from, rebuilt from their
+    parameters; and how many distinct transfer draws that was."""
     from findistill.config import parse_params
     from findistill.stages.common import load_stage_data
     from findistill.stages.distill import Config, transfer_candidates
@@ -51,8 +58,8 @@ def transfer_keys(run_ids: Iterable[str]) -> tuple[set[str], int]:
 
     names = {f.name for f in dataclasses.fields(Config)}
     draws: dict[str, set[str]] = {}
-    for run_id in run_ids:
-        params = _source_run(mlflow.get_run(run_id)).data.params
+    for run in _runs_behind(run_ids):
+        params = run.data.params
         if params.get("transfer_data", "none") == "none":
             continue
         config = parse_params(Config, {k: v for k, v in params.items() if k in names})

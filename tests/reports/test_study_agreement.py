@@ -29,12 +29,14 @@ def test_the_held_out_paragraphs_avoid_every_transfer_candidate_of_every_run(agr
     runs = {
         "random": {**common, "seed": "3"},
         "entities": {**common, "seed": "4", "transfer_select": "entities", "transfer_pool": "3"},
-        "plain": {"data": "sample", "teacher": "packaged:all-MiniLM-L6-v2", "seed": "5"},
+        # a student continued from the entity-chosen one, without transfer data of its own
+        "continued": {"data": "sample", "teacher": "packaged:all-MiniLM-L6-v2", "seed": "5",
+                      "student_init": "runs:/entities/model"},
         "int8": {"model": "runs:/random/model", "variant": "onnx-int8"},  # a quantize run: its source's draw
     }
     monkeypatch.setattr(mlflow, "get_run", lambda run_id: SimpleNamespace(data=SimpleNamespace(params=runs[run_id])))
 
-    excluded, draws = agreement.transfer_keys(["random", "entities", "plain", "int8"])
+    excluded, draws = agreement.transfer_keys(["continued", "int8"])
 
     random_run = parse_params(Config, runs["random"])
     entities_run = parse_params(Config, runs["entities"])
