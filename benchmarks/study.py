@@ -471,17 +471,69 @@ def micro_f1(counts: np.ndarray) -> float:
     return 2 * tp / (predicted + gold) if predicted + gold else 0.0
 
 
-def run_counts(run_id: str, split: str = "test") -> np.ndarray:
-    """Per-sentence entity counts of a run's logged predictions (``evaluation/<split>_predictions.conll``)."""
+def run_predictions(run_id: str, split: str = "test") -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """``(words, gold, predicted)`` per sentence of a run's logged ``evaluation/<split>_predictions.conll``."""
     import mlflow
 
     text = mlflow.artifacts.load_text(f"runs:/{run_id}/evaluation/{split}_predictions.conll")
-    gold, predicted = [], []
+    words, gold, predicted = [], [], []
     for block in text.strip("\n").split("\n\n"):
         rows = [line.split("\t") for line in block.split("\n") if line]
+        words.append([r[0] for r in rows])
         gold.append([r[1] for r in rows])
         predicted.append([r[2] for r in rows])
+    return words, gold, predicted
+
+
+def run_counts(run_id: str, split: str = "test") -> np.ndarray:
+    """Per-sentence entity counts of a run's logged predictions (``evaluation/<split>_predictions.conll``)."""
+    _, gold, predicted = run_predictions(run_id, split)
     return entity_counts(gold, predicted)
+
+
+def error_breakdown(runs: list[str], train_entities: set[tuple[str, ...]]) -> dict[str, float]:
+    """Pooled over ``runs`` (seeds of one row): strict F1 per entity type, and recall of the gold test
+    entities whose words (any type) are an entity of the training file (``seen``) and of the others
+    (``unseen``); ``unseen_share``: the unseen part of the gold entities."""
+    from seqeval.scheme import IOB2, Entities
+
+    hits: dict[str, np.ndarray] = {}  # per type: [true positives, predicted, gold]
+    recall = {"seen": np.zeros(2), "unseen": np.zeros(2)}  # [found, gold]
+    for run_id in runs:
+        words, gold, predicted = run_predictions(run_id)
+        gold_sets, predicted_sets = Entities(gold, IOB2).entities, Entities(predicted, IOB2).entities
+        for sentence, g, p in zip(words, gold_sets, predicted_sets, strict=True):
+            g_set, p_set = {e.to_tuple() for e in g}, {e.to_tuple() for e in p}
+            for _, kind, start, end in g_set | p_set:
+                hits.setdefault(kind, np.zeros(3))
+            for entity in g_set:
+                _, kind, start, end = entity
+                hits[kind] += (entity in p_set, 0, 1)
+                group = "seen" if tuple(sentence[start:end]) in train_entities else "unseen"
+                recall[group] += (entity in p_set, 1)
+            for _, kind, _, _ in p_set:
+                hits[kind][1] += 1
+    out = {f"f1_{kind}": 2 * c[0] / (c[1] + c[2]) if c[1] + c[2] else 0.0 for kind, c in sorted(hits.items())}
+    out.update({f"recall_{group}": c[0] / c[1] if c[1] else 0.0 for group, c in recall.items()})
+    out["unseen_share"] = recall["unseen"][1] / max(1.0, recall["unseen"][1] + recall["seen"][1])
+    return out
+
+
+def add_breakdown(result: dict) -> None:
+    """``breakdown`` for the primary teacher and every row: :func:`error_breakdown` over its seeds."""
+    sys.path.insert(0, str(REPO))
+    from seqeval.scheme import IOB2, Entities
+
+    from findistill.data.splits import load_ner_data
+
+    train = load_ner_data(result["data"]).splits
+    sentences = train["train"] + train["validation"]  # the whole training file: both are cut from it
+    train_entities = {tuple(s.tokens[start:end]) for s, entities in
+                      zip(sentences, Entities([s.tags for s in sentences], IOB2).entities, strict=True)
+                      for _, _, start, end in (e.to_tuple() for e in entities)}
+    result["breakdown"] = {"teacher-0": error_breakdown([result["teachers"]["teacher-0"]["run"]], train_entities)}
+    for key, row in result["variants"].items():
+        result["breakdown"][key] = error_breakdown(list(row["runs"].values()), train_entities)
 
 
 def paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], rounds: int = 2000, seed: int = 0) -> dict:
@@ -746,6 +798,23 @@ def target_verdict(row: dict) -> str:
     return "yes" if seeds >= TARGET["seeds"] else f"on {seeds} seed{'s' if seeds > 1 else ''}"
 
 
+def breakdown_section(result: dict) -> list[str]:
+    """The report's lines on where the students lose: F1 per entity type, recall of seen and unseen names."""
+    rows = result["breakdown"]
+    kinds = sorted(k[3:] for k in rows["teacher-0"] if k.startswith("f1_"))
+    lines = ["", "## Where the students lose (test split)", "",
+             "Pooled over each row's seeds. Seen: a gold test entity whose words are an entity (of any type) "
+             f"somewhere in FiNER-ORD's training file; {rows['teacher-0']['unseen_share']:.0%} of the test "
+             "entities are unseen.", "",
+             "| model | " + " | ".join(f"F1 {k}" for k in kinds) + " | recall, seen | recall, unseen |",
+             "|---|" + "---:|" * (len(kinds) + 2)]
+    for key, row in rows.items():
+        name = "teacher (seed 42)" if key == "teacher-0" else f"`{key}`"
+        lines.append(f"| {name} | " + " | ".join(f"{row.get(f'f1_{k}', 0.0):.3f}" for k in kinds)
+                     + f" | {row['recall_seen']:.3f} | {row['recall_unseen']:.3f} |")
+    return lines
+
+
 def agreement_section(result: dict) -> list[str]:
     """The report's lines on agreement with the teachers on held-out newswire (:mod:`study_agreement`)."""
     info = result["agreement"]
@@ -840,6 +909,8 @@ def markdown(result: dict, command: str, hours: float) -> str:
         lines.append(f"| `{key}` | `{row['baseline']}` | {','.join(cmp['seeds'])} | {100 * cmp['gain']:+.2f} | "
                      f"{val_gain} | {_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
                      f"{boot['p_not_better']:.3f} |")
+    if "breakdown" in result:
+        lines += breakdown_section(result)
     if "agreement" in result:
         lines += agreement_section(result)
     front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in result["variants"].items()])
@@ -942,6 +1013,7 @@ def main() -> None:
         return
     result = collect(args, refs, chosen, sorted(set(seeds) | set(lever_seeds)))
     compare(result)
+    add_breakdown(result)
     if args.agreement:
         from study_agreement import add_agreement  # the sibling module
 

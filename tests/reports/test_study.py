@@ -183,3 +183,17 @@ def test_the_plan_lists_rows_without_a_finished_run_and_int8_rows_whose_student_
             ("s2-r64-reuters1-int8", 1)]
     assert study.untrained(jobs, refs, args) == [("s2-r64-reuters1", 1), ("s2-r64-reuters1-int8", 42),
                                                  ("s2-r64-reuters1-int8", 1)]
+
+
+def test_the_breakdown_splits_recall_by_names_seen_in_training_and_f1_by_type(study, monkeypatch):
+    words = [["Dana", "Lee", "joined", "Borealis", "Bank"], ["Acme", "rose"]]
+    gold = [["B-PER", "I-PER", "O", "B-ORG", "I-ORG"], ["B-ORG", "O"]]
+    predicted = {"a": [["B-PER", "I-PER", "O", "B-ORG", "O"], ["B-ORG", "O"]],  # Borealis Bank cut short
+                 "b": [["B-PER", "I-PER", "O", "B-ORG", "I-ORG"], ["B-LOC", "O"]]}  # Acme as a place
+    monkeypatch.setattr(study, "run_predictions", lambda run_id, split="test": (words, gold, predicted[run_id]))
+    seen = {("Dana", "Lee"), ("Acme",)}  # Borealis Bank is not an entity of the training file
+    out = study.error_breakdown(["a", "b"], seen)
+    assert out["unseen_share"] == pytest.approx(1 / 3)
+    assert out["recall_seen"] == pytest.approx(3 / 4) and out["recall_unseen"] == pytest.approx(1 / 2)
+    # PER: 2 of 2 found, 2 predicted; ORG: 2 of 4 found, 3 predicted; LOC: none right, 1 predicted, none gold
+    assert out["f1_PER"] == 1.0 and out["f1_ORG"] == pytest.approx(4 / 7) and out["f1_LOC"] == 0.0
