@@ -504,15 +504,13 @@ def error_breakdown(runs: list[str], train_entities: set[tuple[str, ...]]) -> di
         gold_sets, predicted_sets = Entities(gold, IOB2).entities, Entities(predicted, IOB2).entities
         for sentence, g, p in zip(words, gold_sets, predicted_sets, strict=True):
             g_set, p_set = {e.to_tuple() for e in g}, {e.to_tuple() for e in p}
-            for _, kind, start, end in g_set | p_set:
-                hits.setdefault(kind, np.zeros(3))
             for entity in g_set:
                 _, kind, start, end = entity
-                hits[kind] += (entity in p_set, 0, 1)
-                group = "seen" if tuple(sentence[start:end]) in train_entities else "unseen"
-                recall[group] += (entity in p_set, 1)
+                found = entity in p_set
+                hits.setdefault(kind, np.zeros(3))[[0, 2]] += (found, 1)
+                recall["seen" if tuple(sentence[start:end]) in train_entities else "unseen"] += (found, 1)
             for _, kind, _, _ in p_set:
-                hits[kind][1] += 1
+                hits.setdefault(kind, np.zeros(3))[1] += 1
     out = {f"f1_{kind}": 2 * c[0] / (c[1] + c[2]) if c[1] + c[2] else 0.0 for kind, c in sorted(hits.items())}
     out.update({f"recall_{group}": c[0] / c[1] if c[1] else 0.0 for group, c in recall.items()})
     out["unseen_share"] = recall["unseen"][1] / max(1.0, recall["unseen"][1] + recall["seen"][1])
@@ -962,8 +960,8 @@ def main() -> None:
                         "matrix that are finished and those the same command without it would train")
     parser.add_argument("--skip-report", action="store_true", help="run the matrix, write nothing")
     parser.add_argument("--agreement", type=int, default=0, metavar="N",
-                        help="score every run against the teachers' ensemble on N held-out Reuters-21578 paragraphs "
-                        "that no run trained on (study_agreement.py; 0: not at all)")
+                        help="score every run against the teachers (--agreement-reference) on N held-out "
+                        "Reuters-21578 paragraphs that no run trained on (study_agreement.py; 0: not at all)")
     parser.add_argument("--agreement-reference", choices=("ensemble", "first"), default="ensemble",
                         help="what --agreement scores against: the mean of the teachers' logits, or the first "
                         "teacher (the one the students learn from)")
