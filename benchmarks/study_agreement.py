@@ -3,15 +3,16 @@
 The study selects on validation sentences cut from FiNER-ORD's training file, so validation shares
 articles, writers and entity names with what the students trained on; the test file is other
 articles. This module gives every run a second score on documents none of them saw: entity F1
-(strict IOB2, as against gold) against the tags that the ensemble of the study's teachers predicts
-on ``n`` Reuters-21578 paragraphs. The paragraphs are drawn with a fixed seed from those that no
-run's transfer set holds (each run's transfer candidates are rebuilt from its logged parameters, the
-whole pool for ``transfer_select=entities``), so no student has seen one of them or its teacher's
-labels for it. The score needs no gold labels: the same command works on any unlabeled text.
+(strict IOB2, as against gold) against the tags that a reference (the ensemble of the study's
+teachers, or one teacher) predicts on ``n`` Reuters-21578 paragraphs. The paragraphs are drawn
+with a fixed seed from those that no run's transfer set holds (each run's transfer candidates are
+rebuilt from its logged parameters, the whole pool for ``transfer_select=entities``), so no student
+has seen one of them or its teacher's labels for it. The score needs no gold labels: the same
+code scores against any unlabeled text (``add_agreement(text=...)``).
 
 It measures imitation of the teachers, not correctness; a student can only match its reference
 where the reference is right by agreeing with it, and it is blind to the reference's own errors.
-The report sets it beside validation and test to show which of the two follows test.
+The report sets it beside validation and test, with how closely each of the two follows test.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ def spearman(x: list[float], y: list[float]) -> float | None:
 
 def add_agreement(result: dict, teachers: list[str], text: Path, n: int, cache: Path) -> None:
     """``result["agreement"]`` (the held-out set, the teachers' own scores, the correlations) and each
-    variant's ``agreement_f1`` per seed, against the ensemble of ``teachers`` on ``n`` paragraphs of ``text``."""
+    variant's ``agreement_f1`` per seed, against ``teachers`` (the mean of their logits when several) on ``n``
+    paragraphs of ``text``."""
     run_ids = [run for row in result["variants"].values() for run in row["runs"].values()]
     excluded, draws = transfer_keys(run_ids)
     paragraphs = held_out_paragraphs(text, n, excluded)
@@ -171,6 +173,7 @@ def add_agreement(result: dict, teachers: list[str], text: Path, n: int, cache: 
                    if row.get("vs_baseline") and row["vs_baseline"].get("val_gain") is not None
                    and "agreement_gain" in row["vs_baseline"]]
     info["lever_comparisons"] = len(comparisons)
-    info["val_sign_matches"] = sum(np.sign(c["val_gain"]) == np.sign(c["gain"]) for c in comparisons)
-    info["agreement_sign_matches"] = sum(np.sign(c["agreement_gain"]) == np.sign(c["gain"]) for c in comparisons)
+    info["val_sign_matches"] = int(sum(np.sign(c["val_gain"]) == np.sign(c["gain"]) for c in comparisons))
+    info["agreement_sign_matches"] = int(sum(np.sign(c["agreement_gain"]) == np.sign(c["gain"])
+                                             for c in comparisons))
     result["agreement"] = info
