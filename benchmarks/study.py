@@ -199,6 +199,10 @@ VARIANTS: dict[str, Variant] = {
                                         params={**HIDDEN_UNIFORM, "transfer_select": "entities",
                                                 "transfer_pool": "4"},
                                         baseline="s3-r96w-f768-hidden", lever="2"),
+    # capacity: a fourth layer paid for by narrower feed-forward blocks and rank 80 (the same 30%)
+    "s4-r80w-f512-hidden": Variant("4 layers, feed-forward 512, r=80 weighted, KD + hidden MSE + Reuters x1", 4,
+                                   rank=80, ffn=512, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden",
+                                   lever="capacity"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
