@@ -29,6 +29,7 @@ bounds how much of the unlabeled text is read.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -475,8 +476,10 @@ def micro_f1(counts: np.ndarray) -> float:
     return 2 * tp / (predicted + gold) if predicted + gold else 0.0
 
 
+@functools.lru_cache(maxsize=None)
 def run_predictions(run_id: str, split: str = "test") -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
-    """``(words, gold, predicted)`` per sentence of a run's logged ``evaluation/<split>_predictions.conll``."""
+    """``(words, gold, predicted)`` per sentence of a run's logged ``evaluation/<split>_predictions.conll``
+    (read once per run: the comparisons and the breakdown both use them; not to be modified)."""
     import mlflow
 
     text = mlflow.artifacts.load_text(f"runs:/{run_id}/evaluation/{split}_predictions.conll")

@@ -156,7 +156,6 @@ def add_agreement(result: dict, teachers: list[str], text: Path, n: int, cache: 
         row["agreement"] = {seed: agreement_f1(f"runs:/{run}/model", tagged, cache)
                             for seed, run in row["runs"].items()}
         row["agreement_f1"] = {seed: scores["f1"] for seed, scores in row["agreement"].items()}
-        row["agreement_mean"] = float(np.mean(list(row["agreement_f1"].values())))
     for row in result["variants"].values():
         cmp = row.get("vs_baseline")
         base = result["variants"].get(row["baseline"] or "")
