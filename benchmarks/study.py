@@ -200,6 +200,19 @@ VARIANTS: dict[str, Variant] = {
                                         params={**HIDDEN_UNIFORM, "transfer_select": "entities",
                                                 "transfer_pool": "4"},
                                         baseline="s3-r96w-f768-hidden", lever="2"),
+    # 4 with attention: the KL between the attention maps of the mapped layers, which the factorised student can
+    # learn because it keeps the teacher's tokenizer (the teacher then runs beside the student: nothing cached)
+    "s3-r96w-f768-hidden-att": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + attention KL "
+                                       "(1:2, 2:4, 3:6) + Reuters x1", 3, rank=96, ffn=768,
+                                       params={**HIDDEN_UNIFORM, "attention_weight": "1", "cache_teacher": "false"},
+                                       baseline="s3-r96w-f768-hidden", lever="4"),
+    # the same pool, half of the set chosen for entity words and half at random: the names without their density
+    "s3-r96w-f768-hidden-ent4-half": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + Reuters "
+                                             "x1, half chosen for entity words out of x4, half at random", 3,
+                                             rank=96, ffn=768,
+                                             params={**HIDDEN_UNIFORM, "transfer_select": "entities",
+                                                     "transfer_pool": "4", "transfer_entity_share": "0.5"},
+                                             baseline="s3-r96w-f768-hidden", lever="2"),
     # capacity: a fourth layer paid for by narrower feed-forward blocks and rank 80 (the same 30%)
     "s4-r80w-f512-hidden": Variant("4 layers, feed-forward 512, r=80 weighted, KD + hidden MSE + Reuters x1", 4,
                                    rank=80, ffn=512, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden",

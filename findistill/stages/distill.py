@@ -39,8 +39,8 @@ from findistill.tracking.runs import localize, localize_model, log_metrics, stag
 from findistill.training.distill import LossSettings, distill_student, teacher_targets
 from findistill.training.kd_losses import HIDDEN_LOSSES, POOLINGS
 from findistill.training.transfer_sets import (
+    entity_choice,
     entity_word_counts,
-    most_entity_words,
     select_transfer,
     sentence_key,
     swap_mentions,
@@ -67,8 +67,9 @@ class Config(TrainingStageParams):
     NER corpus, raw text) adds ``transfer_ratio`` x (training sentences) sentences per source with
     teacher labels only, drawn at random (``transfer_select=random``) or, with ``entities``, the ones
     in which the (first) teacher tags the most words as entities out of ``transfer_pool`` times as many
-    drawn. Cached teacher outputs are kept in ``teacher_cache`` (``auto``: beside the
-    checkpoints, ``.findistill/teacher-outputs``, shared by every run on the same sentences).
+    drawn (``transfer_entity_share`` of them; the others are a random sample of the pool). Cached teacher
+    outputs are kept in ``teacher_cache`` (``auto``: beside the checkpoints,
+    ``.findistill/teacher-outputs``, shared by every run on the same sentences).
     """
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("teacher",)  # declared without a default in MLproject
@@ -89,6 +90,7 @@ class Config(TrainingStageParams):
     transfer_ratio: float = 1.0
     transfer_select: str = "random"
     transfer_pool: float = 4.0
+    transfer_entity_share: float = 1.0
     text_field: str = "text"
     teacher_cache: str = "auto"
 
@@ -111,6 +113,8 @@ class Config(TrainingStageParams):
                 self.transfer_data)
         require(self.transfer_select in TRANSFER_SELECTIONS, "transfer_select",
                 f"one of {', '.join(TRANSFER_SELECTIONS)}", self.transfer_select)
+        require(0 <= self.transfer_entity_share <= 1, "transfer_entity_share", "a share in [0, 1] (of the transfer "
+                "sentences chosen for entity words; the others drawn at random)", self.transfer_entity_share)
         require(self.transfer_pool >= 1, "transfer_pool", "a number >= 1 (candidates drawn per transfer sentence "
                 "kept by transfer_select=entities)", self.transfer_pool)
         require(all(part.strip() for part in self.teacher.split(",")), "teacher",
@@ -162,8 +166,9 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
 def select_by_teacher(config: Config, data: NerData, groups: list[list[list[str]]], teacher, tokenizer,
                       cache: Path, device: str) -> list[list[str]]:
     """``transfer_select=entities``: of each source's candidates (``groups``, ``transfer_pool`` x its share),
-    its share of sentences in which ``teacher`` tags the most words as entities (its cached word logits;
-    ties keep the seeded draw's order). Logs the entity words per sentence before and after."""
+    its share of sentences: ``transfer_entity_share`` of them those in which ``teacher`` tags the most
+    words as entities (its cached word logits; ties keep the seeded draw's order), the others the first of
+    the seeded draw (:func:`entity_choice`). Logs the entity words per sentence before and after."""
     n = round(config.transfer_ratio * len(data.splits["train"]))
     candidates = [words for group in groups for words in group]
     logits_only = LossSettings(word_pooling=config.word_pooling)
@@ -172,14 +177,17 @@ def select_by_teacher(config: Config, data: NerData, groups: list[list[list[str]
     chosen: list[list[str]] = []
     kept: list[np.ndarray] = []
     for group, group_counts in zip(groups, np.split(counts, np.cumsum([len(g) for g in groups])[:-1]), strict=True):
-        chosen += most_entity_words(group, group_counts, n)
-        kept.append(np.sort(group_counts)[::-1][:n])
+        picked = entity_choice(group_counts, n, config.transfer_entity_share)
+        chosen += [group[i] for i in picked]
+        kept.append(group_counts[picked])
     chosen_counts = np.concatenate(kept)
     log_metrics({"transfer_pool_sentences": len(candidates), "transfer_pool_entity_words": float(counts.mean()),
                  "transfer_entity_words": float(chosen_counts.mean())})
-    print(f"transfer set: the {len(chosen):,} of {len(candidates):,} candidate sentences with the most entity "
-          f"words by the teacher ({chosen_counts.mean():.2f} per sentence, {counts.mean():.2f} in all "
-          "candidates)")
+    share = config.transfer_entity_share
+    how = "the most entity words by the teacher" if share == 1 else \
+        f"the most entity words by the teacher for {share:.0%} of them, a random sample for the rest"
+    print(f"transfer set: {len(chosen):,} of {len(candidates):,} candidate sentences, {how} "
+          f"({chosen_counts.mean():.2f} entity words per sentence, {counts.mean():.2f} in all candidates)")
     return chosen
 
 

@@ -3,7 +3,8 @@
 :func:`swap_mentions` makes new sentences from training sentences by swapping entity mentions of
 the same type; :func:`select_transfer` draws a transfer set from candidates, never a sentence of
 the evaluation splits (:func:`draw_sentences`: never one of a given set of sentences);
-:func:`most_entity_words` keeps the candidates in which the teacher finds the most entity words.
+:func:`most_entity_words` keeps the candidates in which the teacher finds the most entity words,
+or a share of them beside a random sample (:func:`entity_choice`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def sentence_key(words: Sequence[str]) -> str:
     return "".join(words)
 
 
-def draw_sentences(candidates: Sequence[Sequence[str]], n: int, seed: int, excluded: Collection[str]) -> list[list[str]]:
+def draw_sentences(candidates: Sequence[Sequence[str]], n: int, seed: int,
+                   excluded: Collection[str]) -> list[list[str]]:
     """Up to ``n`` of ``candidates`` (seeded sample), never one whose :func:`sentence_key` is in
     ``excluded`` and never an empty one."""
     kept = [list(words) for words in candidates if words and sentence_key(words) not in excluded]
@@ -73,11 +75,27 @@ def entity_word_counts(logits: Sequence[np.ndarray], present: Sequence[np.ndarra
                      for l, p in zip(logits, present, strict=True)], dtype=np.int64)
 
 
-def most_entity_words(candidates: Sequence[Sequence[str]], counts: np.ndarray, n: int) -> list[list[str]]:
-    """The ``n`` candidates with the most entity words (``counts``, e.g. :func:`entity_word_counts` of the
-    teacher), in their given order; among equal counts the earlier candidates win, so a seeded shuffle
-    of the candidates breaks the ties."""
+def entity_choice(counts: np.ndarray, n: int, share: float = 1.0) -> np.ndarray:
+    """Indices (ascending) of ``n`` of the candidates whose entity words are ``counts`` (e.g.
+    :func:`entity_word_counts` of the teacher): the first ``n - round(share * n)`` in their given order
+    (after a seeded shuffle, a random sample), and the ``round(share * n)`` with the most entity words
+    among the others, among equal counts the earlier ones. ``share`` 1 keeps the ``n`` with the most
+    entity words; 0 the first ``n``."""
+    if not 0 <= share <= 1:
+        raise ValueProblem("share", f"expected a share in [0, 1], got {share}")
+    counts = np.asarray(counts)
+    n = min(n, len(counts))
+    at_random = n - round(share * n)
+    rest = np.arange(at_random, len(counts))
+    by_entities = rest[np.argsort(-counts[at_random:], kind="stable")[:n - at_random]]
+    return np.sort(np.concatenate([np.arange(at_random), by_entities]))
+
+
+def most_entity_words(candidates: Sequence[Sequence[str]], counts: np.ndarray, n: int,
+                      share: float = 1.0) -> list[list[str]]:
+    """The ``n`` candidates of :func:`entity_choice` (by default those with the most entity words), in
+    their given order; among equal counts the earlier candidates win, so a seeded shuffle of the
+    candidates breaks the ties."""
     if len(counts) != len(candidates):
         raise ValueError(f"most_entity_words: {len(counts)} counts for {len(candidates)} candidates")
-    order = np.argsort(-np.asarray(counts), kind="stable")[:n]
-    return [list(candidates[i]) for i in sorted(order)]
+    return [list(candidates[i]) for i in entity_choice(counts, n, share)]

@@ -56,8 +56,9 @@ def test_transfer_set_from_several_sources_draws_from_each_and_never_holds_evalu
 def test_an_entity_rich_transfer_set_is_chosen_by_the_teacher_from_a_larger_draw(mlflow_store, tmp_path,
                                                                                   tiny_classifier):
     import mlflow
+    import pytest
 
-    from findistill.config import parse_params
+    from findistill.config import ConfigError, parse_params
     from findistill.stages import distill
     from findistill.stages.common import load_stage_data
 
@@ -80,6 +81,13 @@ def test_an_entity_rich_transfer_set_is_chosen_by_the_teacher_from_a_larger_draw
     with mlflow.start_run():
         chosen = distill.select_by_teacher(config, data, groups, model, tokenizer, tmp_path / "cache", "cpu")
     assert len(chosen) == 2 * n and sum(words[0] == "Fund" for words in chosen) == n
+    # a share of 0.5: half of each source's set is the start of its seeded draw, chosen or not
+    half = parse_params(distill.Config, {**params, "transfer_entity_share": "0.5"})
+    with mlflow.start_run():
+        mixed = distill.select_by_teacher(half, data, groups[1:], model, tokenizer, tmp_path / "cache", "cpu")
+    assert len(mixed) == n and mixed[:n - round(n / 2)] == groups[1][:n - round(n / 2)]
+    with pytest.raises(ConfigError, match="transfer_entity_share"):
+        parse_params(distill.Config, {**params, "transfer_entity_share": "1.5"})
 
 
 def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_and_the_kept_layer_map(

@@ -1,10 +1,13 @@
 """Distillation: students by layer selection, word-level losses across tokenizers, the training loop."""
 
 import numpy as np
+import pytest
 
+from findistill.config import ValueProblem
 from findistill.data.corpus import Sentence
 from findistill.training.transfer_sets import (
     draw_sentences,
+    entity_choice,
     entity_word_counts,
     most_entity_words,
     select_transfer,
@@ -55,6 +58,20 @@ def test_the_sentences_with_most_entity_words_are_kept_in_their_order_ties_to_th
     # 2 words in "c", then 1 in "a", "d" and "e": the first two of those (the seeded draw's order) win
     assert most_entity_words(candidates, counts, 3) == [["a"], ["c"], ["d"]]
     assert most_entity_words(candidates, counts, 10) == candidates
+
+
+def test_a_share_of_the_set_is_chosen_for_entities_and_the_rest_is_the_start_of_the_draw():
+    counts = np.array([0, 5, 0, 0, 4, 9, 0, 3])
+    # 4 of 8 at share 0.5: the first 2 of the draw whatever their counts (0 and 5 entity words), then the 2
+    # with the most entity words among the others (9 and 4); not the 5 again
+    assert entity_choice(counts, 4, 0.5).tolist() == [0, 1, 4, 5]
+    assert entity_choice(counts, 4, 1.0).tolist() == [1, 4, 5, 7]
+    assert entity_choice(counts, 4, 0.0).tolist() == [0, 1, 2, 3]
+    assert entity_choice(counts, 20, 0.5).tolist() == list(range(8))
+    candidates = [[str(i)] for i in range(8)]
+    assert most_entity_words(candidates, counts, 4, 0.5) == [["0"], ["1"], ["4"], ["5"]]
+    with pytest.raises(ValueProblem, match="share"):
+        entity_choice(counts, 4, 1.5)
 
 
 def test_a_draw_never_holds_an_excluded_or_empty_sentence_and_is_the_transfer_draw_of_its_seed():
