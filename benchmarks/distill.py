@@ -16,7 +16,8 @@ runs at a time with one thread each.
 Resource costs are measured afterwards, side by side in one fresh process on an otherwise idle
 machine (one model per architecture, i.e. depth and vocabulary; same sentences, same thread count,
 three rounds in alternating order), so the ratios to the teacher compare like with like; they are
-kept in ``distill-costs.json`` (delete it to measure again). The teacher with only its vocabulary replaced is scored too.
+kept in ``distill-costs.json`` (delete it to measure again). The teacher with only its vocabulary
+replaced is scored too.
 Output: ``benchmarks/results/distill.{json,md}`` and ``distill-<corpus>.png`` (store:
 ``MLFLOW_TRACKING_URI``, default ``sqlite:///benchmarks/results/distill.db``).
 """

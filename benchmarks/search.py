@@ -127,8 +127,8 @@ def student_tokenizer(params: dict, teacher: str) -> str:
 
     train = load_ner_data(str(DATA)).splits["train"]
     folder, _ = cached_tokenizer(REPO / ".findistill" / "tokenizers", params["vocab_method"],
-                                 int(params.get("vocab_size", DEFAULT_VOCAB_SIZE)), load_tokenizer(localize_model(teacher)),
-                                 lambda: sentence_texts(train))
+                                 int(params.get("vocab_size", DEFAULT_VOCAB_SIZE)),
+                                 load_tokenizer(localize_model(teacher)), lambda: sentence_texts(train))
     return str(folder)
 
 
@@ -181,8 +181,9 @@ def more_seeds(studies: list[dict], spec: str, args: argparse.Namespace) -> None
         done = finished_run(EXPERIMENT, key)
         if done is None and args.collect_only:
             continue
-        run_id = done.info.run_id if done else launch("distill", EXPERIMENT, f"{name}-trial{number}-s{seed}", params, key,
-                                                     log=RESULTS / "logs" / f"search-{name}-trial{number}-s{seed}.log")
+        log = RESULTS / "logs" / f"search-{name}-trial{number}-s{seed}.log"
+        run_id = done.info.run_id if done else launch("distill", EXPERIMENT, f"{name}-trial{number}-s{seed}", params,
+                                                     key, log=log)
         row["test_f1"][seed] = MlflowClient().get_run(run_id).data.metrics.get("test_f1")
     f1s = [v for v in row["test_f1"].values() if v is not None]
     row["test_f1_mean"], row["test_f1_sd"] = float(np.mean(f1s)), float(np.std(f1s))
@@ -259,9 +260,10 @@ def markdown(studies: list[dict], costs: dict, teacher_f1: float | None, hand: l
             ratio = f"{row['test_f1_mean'] / teacher_f1:.1%}" if teacher_f1 else "–"
             lines.append(
                 f"| {row['trial']} | {row['test_f1_mean']:.4f} ± {row['test_f1_sd']:.4f} | {len(row['test_f1'])} | "
-                f"{ratio} | {cost['params_total'] / 1e6:.2f}M | {cost['params_total'] / teacher_cost['params_total']:.0%}"
-                f" | {cost['latency_cpu_b1_ms_p50']:.1f} | "
-                f"{teacher_cost['latency_cpu_b1_ms_p50'] / cost['latency_cpu_b1_ms_p50']:.2f}x | {_values(row['params'])} |")
+                f"{ratio} | {cost['params_total'] / 1e6:.2f}M | "
+                f"{cost['params_total'] / teacher_cost['params_total']:.0%} | {cost['latency_cpu_b1_ms_p50']:.1f} | "
+                f"{teacher_cost['latency_cpu_b1_ms_p50'] / cost['latency_cpu_b1_ms_p50']:.2f}x | "
+                f"{_values(row['params'])} |")
         lines.append("")
     if baseline and baseline.get("test_f1_mean") is not None:
         p = baseline["params"]

@@ -144,8 +144,8 @@ def markdown(results: list[dict], seeds: list[int]) -> str:
                   + (f", domain-adapted then fine-tuned {seeds_of('adapted')}" if t.get("adapted") else "")
                   + (f"; {tc['params_total'] / 1e6:.2f}M params, CPU b1 p50 {tc['latency_cpu_b1_ms_p50']:.1f} ms"
                      if tc else "") + ".", "",
-                  "| strategy | student test F1 (per seed) | vs general teacher (mean) | params | vs teacher | size MB | "
-                  "CPU b1 p50 ms | speed-up b1 | CPU b32 p50 ms | chain minutes |",
+                  "| strategy | student test F1 (per seed) | vs general teacher (mean) | params | vs teacher | "
+                  "size MB | CPU b1 p50 ms | speed-up b1 | CPU b32 p50 ms | chain minutes |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for strategy, row in result["strategies"].items():
             seeds_text = ", ".join(f"{v:.4f}" for v in row["test_f1"].values())

@@ -85,7 +85,8 @@ def _convert(name: str, raw: Any, target: Any) -> Any:
 
 
 def parse_params(cls: type[C], params: dict[str, Any]) -> C:
-    """Build config ``cls`` from ``params`` (strings allowed); unknown names raise ConfigError listing the valid ones."""
+    """Build config ``cls`` from ``params`` (strings allowed); unknown names raise ConfigError listing the
+    valid ones."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(params) - set(fields))

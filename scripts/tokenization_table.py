@@ -142,7 +142,8 @@ def markdown(teacher_rows: list[dict], domain_rows: list[dict], notes: dict, sec
         "params = vocab x 384. 'Rows copied exactly': special tokens + exact string matches under FVT (the rest "
         "are means of teacher rows). A method gives fewer entries than asked when the text runs out: `train` "
         "stops when no merge is seen twice (min_frequency 2, the default; `trim` instead fills the "
-        "room left with the teacher's other pieces in id order), `extend +Nk` (N thousand words asked on top of the teacher's) when the candidate words "
+        "room left with the teacher's other pieces in id order), `extend +Nk` (N thousand words asked on top "
+        "of the teacher's) when the candidate words "
         "(seen twice, split by the teacher) run out, so its three sizes coincide; Unigram's trainer stops "
         "early too. Unigram pieces carry no `##`, so its 'same pieces' is low by construction.\n\n"
         + format_markdown_table(domain_rows, domain_columns)

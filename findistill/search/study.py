@@ -41,7 +41,8 @@ OBJECTIVES = {
     "params": Objective("params", "params_total", "minimize", "parameters"),
 }
 SAMPLERS = ("tpe", "nsga2", "random")
-# the heartbeat, RetryFailedTrialCallback and TPE's ``group`` are marked experimental; they are what this module relies on
+# the heartbeat, RetryFailedTrialCallback and TPE's ``group`` are marked experimental; they are what this module
+# relies on
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 PRUNERS = ("median", "halving", "none")
 #: trial states that count towards a study's ``n_trials``
