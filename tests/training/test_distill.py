@@ -16,6 +16,7 @@ from findistill.training.distill import (
     build_examples,
     distill_student,
     distillation_losses,
+    without_attention_dropout,
 )
 from findistill.training.kd_losses import kd_loss, words_present
 from findistill.training.trainer import TrainSettings
@@ -97,6 +98,36 @@ def test_a_student_equal_to_its_teacher_has_zero_distillation_loss(tiny_classifi
     parts = distillation_losses(student, DistillCollator(student_tok, tokenizer)(examples), settings, teacher)
     assert set(parts) == {"kd", "hidden", "attention"}
     assert all(value.item() == pytest.approx(0.0, abs=1e-5) for value in parts.values()), parts
+
+
+def test_attention_kd_trains_a_student_without_attention_dropout(tiny_classifier, tmp_path):
+    teacher, tokenizer = tiny_classifier
+    student, student_tok, _ = build_student(teacher, tokenizer)  # all layers: the teacher's copy
+    for model in (student, teacher):
+        model.set_attn_implementation("eager")
+    for name, module in student.named_modules():  # only the attention probabilities' dropout stays on
+        if isinstance(module, torch.nn.Dropout) and ".attention.self." not in f".{name}":
+            module.p = 0.0
+    student.train()
+    words = [["Acme", "Holdings", "hired", "Dana", "Whitfield", "in", "Dallas", "."]]
+    batch = DistillCollator(student_tok, tokenizer)(
+        build_examples(student_tok, words, None, LABEL2ID, 32, teacher_tokenizer=tokenizer))
+    settings = LossSettings(kd_weight=0, ce_weight=0, attention_weight=1, layer_map=map_layers(2, 2))
+    torch.manual_seed(0)
+    # the eager maps come after dropout: a dropped key has probability 0 where the teacher's has mass
+    assert distillation_losses(student, batch, settings, teacher)["attention"].item() > 1.0
+    assert without_attention_dropout(student) == 2 and student.config.attention_probs_dropout_prob == 0
+    assert distillation_losses(student, batch, settings, teacher)["attention"].item() == pytest.approx(0, abs=1e-5)
+    # distillation with the attention loss turns it off in the student it trains
+    data = load_ner_data("sample")
+    fresh, fresh_tok, _ = build_student(teacher, tokenizer, n_layers=1)
+    assert fresh.config.attention_probs_dropout_prob > 0
+    distill_student(fresh, fresh_tok, teacher, tokenizer, data.splits["train"][:8], data.splits["validation"][:4],
+                    LABELS, TrainSettings(epochs=1, batch_size=8, max_length=32),
+                    LossSettings(attention_weight=1, layer_map=map_layers(1, 2)), tmp_path, cache_teacher=False,
+                    progress=False)
+    assert fresh.config.attention_probs_dropout_prob == 0
+    assert all(m.p == 0 for n, m in fresh.named_modules() if isinstance(m, torch.nn.Dropout) and "attention.self" in n)
 
 
 def test_attention_loss_refuses_different_tokenizers():
