@@ -296,7 +296,7 @@ def without_attention_dropout(model: PreTrainedModel) -> int:
     """Set the dropout on the attention probabilities of ``model``'s attention modules to 0, in the modules
     and in the config; returns how many modules had some. The eager implementation returns the maps after
     dropout: a student's dropped keys would have probability 0 where the teacher's have mass, and their
-    log(~0) terms would swamp the attention KL (about 2.8 nats per query at BERT's 0.1)."""
+    log(~0) terms would swamp the attention KL (nearly 3 nats per query at BERT's 0.1)."""
     changed = 0
     for module in model.modules():
         dropout = getattr(module, "dropout", None)
