@@ -122,12 +122,22 @@ def variant_params(key: str, corpus: str, refs: dict[str, str], seed: int, budge
     return stage, params
 
 
+#: the figures of the reference model kept beside each model measured in the same process as it
+PAIRED = ("latency_cpu_b1_ms_p50", "latency_cpu_b32_ms_p50")
+
+
 def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 256, *, data: str | None = None,
-                  rounds: int = 3, cache_name: str = "distill-costs.json") -> dict[str, dict[str, float]]:
+                  rounds: int = 3, cache_name: str = "distill-costs.json",
+                  reference: str | None = None) -> dict[str, dict[str, float]]:
     """Resource metrics of the models not yet in ``distill-costs.json``, measured side by side in one
     fresh process (``measure_saved_models``: one model at a time, ``rounds`` rounds in alternating
     order, medians) on the same sentences: the first ``max_sentences`` of the test split of ``data``,
-    by default the shared ``corpus``. Measured costs are kept in ``results/<cache_name>``."""
+    by default the shared ``corpus``. Measured costs are kept in ``results/<cache_name>``.
+
+    ``reference`` (a key of ``model_uris``, e.g. the teacher) is measured again beside any model that is
+    missing, and its latencies of that process are kept in the model's entry as ``reference_<metric>``
+    (:data:`PAIRED`), so a ratio to the reference compares figures of one process however late the model
+    came; the reference's own entry stays its first measurement."""
     sys.path.insert(0, str(REPO))
     from findistill.costs.fresh_process import measure_saved_models
     from findistill.data.splits import load_ner_data
@@ -138,10 +148,14 @@ def measure_costs(corpus: str, model_uris: dict[str, str], max_sentences: int = 
     missing = {key: uri for key, uri in model_uris.items() if f"{corpus}|{uri}" not in cache}
     if missing:
         sentences = [s.tokens for s in load_ner_data(data or str(SHARED / corpus)).splits["test"][:max_sentences]]
-        measured = measure_saved_models({key: localize_model(uri) for key, uri in missing.items()}, sentences,
+        measured_uris = {**missing, **({reference: model_uris[reference]} if reference else {})}
+        measured = measure_saved_models({key: localize_model(uri) for key, uri in measured_uris.items()}, sentences,
                                         max_length=256, rounds=rounds)
         for key, uri in missing.items():
-            cache[f"{corpus}|{uri}"] = measured[key]
+            entry = dict(measured[key])
+            if reference and key != reference:
+                entry.update({f"reference_{metric}": measured[reference][metric] for metric in PAIRED})
+            cache[f"{corpus}|{uri}"] = entry
             print(f"[cost] {corpus} {key}: b1 {measured[key]['latency_cpu_b1_ms_p50']:.1f} ms, "
                   f"params {measured[key]['params_total'] / 1e6:.2f}M", flush=True)
         cache_file.write_text(json.dumps(cache, indent=1))
