@@ -208,6 +208,16 @@ VARIANTS: dict[str, Variant] = {
                                        "(1:2, 2:4, 3:6) + Reuters x1", 3, rank=96, ffn=768,
                                        params={**HIDDEN_UNIFORM, "attention_weight": "1", "cache_teacher": "false"},
                                        baseline="s3-r96w-f768-hidden", lever="4"),
+    "s3-r96w-f768-hidden-att0.1": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + attention KL "
+                                          "at weight 0.1 + Reuters x1", 3, rank=96, ffn=768,
+                                          params={**HIDDEN_UNIFORM, "attention_weight": "0.1",
+                                                  "cache_teacher": "false"},
+                                          baseline="s3-r96w-f768-hidden", lever="4"),
+    # control for the two above: the same training with the teacher run beside the student instead of cached
+    "s3-r96w-f768-hidden-live": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + Reuters x1, "
+                                        "the teacher run at every step (not cached)", 3, rank=96, ffn=768,
+                                        params={**HIDDEN_UNIFORM, "cache_teacher": "false"},
+                                        baseline="s3-r96w-f768-hidden", lever="control"),
     # the same pool, half of the set chosen for entity words and half at random: the names without their density
     "s3-r96w-f768-hidden-ent4-half": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + Reuters "
                                              "x1, half chosen for entity words out of x4, half at random", 3,
