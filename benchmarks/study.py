@@ -312,7 +312,7 @@ SELECTIONS = {
     "hidden-more": "s3-r96w-f768-reuters1,s3-r96w-f768-hidden,s3-r96w-f768-hidden-w0.3,s3-r96w-f768-hidden-w3,"
                    "s3-r96w-f768-ensemble-hidden,s3-r96w-f768-hidden-ent4,s3-r96w-f768-hidden-int8,"
                    "s3-r96w-f768-ensemble-hidden-int8,s3-r96w-f768-hidden-w3-int8,s3-r96w-f768-hidden-ent4-half,"
-                   "s3-r96w-f768-hidden-att,s4-r80w-f512-hidden",
+                   "s3-r96w-f768-hidden-att,s3-r96w-f768-hidden-att0.1,s3-r96w-f768-hidden-live,s4-r80w-f512-hidden",
 }
 
 
