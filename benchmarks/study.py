@@ -951,10 +951,14 @@ def markdown(result: dict, command: str, hours: float) -> str:
         lines += breakdown_section(result)
     if "agreement" in result:
         lines += agreement_section(result)
-    front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in result["variants"].items()])
-    front_b1 = pareto([(k, r["cost"]["latency_cpu_b1_ms_p50"], r["f1_mean"]) for k, r in result["variants"].items()])
-    lines += ["", "## Pareto front", "",
-              f"Parameters vs F1: {', '.join(f'`{k}`' for k in front)}.  ",
+    # a control row repeats its baseline's training by another path: not a point of its own
+    candidates = {k: r for k, r in result["variants"].items() if VARIANTS[k].lever != "control"}
+    front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in candidates.items()])
+    front_b1 = pareto([(k, r["cost"]["latency_cpu_b1_ms_p50"], r["f1_mean"]) for k, r in candidates.items()])
+    lines += ["", "## Pareto front", ""]
+    if len(candidates) < len(result["variants"]):
+        lines += ["Control rows (lever `control`) are left out.  "]
+    lines += [f"Parameters vs F1: {', '.join(f'`{k}`' for k in front)}.  ",
               f"Batch-1 latency vs F1: {', '.join(f'`{k}`' for k in front_b1)}.", "",
               f"![quality against cost]({result['report']}-front.png)", "",
               "## Tokenization of the test split", "",
