@@ -877,7 +877,8 @@ def agreement_section(result: dict) -> list[str]:
                  for name in ("agreement_gain", "val_gain", "gain")]
         lines.append(f"| `{key}` | {len(values)} | {np.mean(values):.4f} ± {sd:.4f} | "
                      f"{', '.join(f'{v:.3f}' for v in values)} | {' | '.join(gains)} |")
-    lines += ["", f"Across the {info['runs']} trained runs (inference variants have no validation score), Spearman's "
+    lines += ["", f"Across the {info['runs']} trained runs (inference variants have no validation score; control "
+              "rows are left out), Spearman's "
               f"rank correlation with test F1: validation {_f(info['spearman_test_val'], 2)}, agreement "
               f"{_f(info['spearman_test_agreement'], 2)}. Of the {info['lever_comparisons']} comparisons with a "
               f"baseline that have both gains, the sign of the test gain is that of the validation gain in "

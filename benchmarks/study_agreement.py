@@ -162,13 +162,15 @@ def add_agreement(result: dict, teachers: list[str], text: Path, n: int, cache: 
         if cmp and base:
             cmp["agreement_gain"] = float(np.mean([row["agreement_f1"][s] - base["agreement_f1"][s]
                                                    for s in cmp["seeds"]]))
+    # a control row repeats its baseline's training by another path: it would count that run twice
+    rows = [row for row in result["variants"].values() if row.get("lever") != "control"]
     trained = [(row["test_f1"][s], row["best_val_f1"][s], row["agreement_f1"][s])
-               for row in result["variants"].values() for s in row["runs"] if row["best_val_f1"].get(s) is not None]
+               for row in rows for s in row["runs"] if row["best_val_f1"].get(s) is not None]
     test, val, agree = (list(column) for column in zip(*trained, strict=True)) if trained else ([], [], [])
     info["runs"] = len(trained)
     info["spearman_test_val"] = spearman(test, val)
     info["spearman_test_agreement"] = spearman(test, agree)
-    comparisons = [row["vs_baseline"] for row in result["variants"].values()
+    comparisons = [row["vs_baseline"] for row in rows
                    if row.get("vs_baseline") and row["vs_baseline"].get("val_gain") is not None
                    and "agreement_gain" in row["vs_baseline"]]
     info["lever_comparisons"] = len(comparisons)
