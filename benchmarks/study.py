@@ -218,7 +218,7 @@ VARIANTS: dict[str, Variant] = {
                                         "the teacher run at every step (not cached)", 3, rank=96, ffn=768,
                                         params={**HIDDEN_UNIFORM, "cache_teacher": "false"},
                                         baseline="s3-r96w-f768-hidden", lever="control"),
-    # the same pool, half of the set chosen for entity words and half at random: the names without their density
+    # the same pool, half of the set chosen for entity words and half kept as drawn (newswire's name-free sentences)
     "s3-r96w-f768-hidden-ent4-half": Variant("3 layers, feed-forward 768, r=96 weighted, KD + hidden MSE + Reuters "
                                              "x1, half chosen for entity words out of x4, half at random", 3,
                                              rank=96, ffn=768,
