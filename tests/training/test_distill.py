@@ -1,5 +1,7 @@
 """Distillation: students by layer selection, word-level losses across tokenizers, the training loop."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -118,12 +120,13 @@ def test_attention_kd_trains_a_student_without_attention_dropout(tiny_classifier
     assert distillation_losses(student, batch, settings, teacher)["attention"].item() > 1.0
     assert without_attention_dropout(student) == 2 and student.config.attention_probs_dropout_prob == 0
     assert distillation_losses(student, batch, settings, teacher)["attention"].item() == pytest.approx(0, abs=1e-5)
-    # distillation with the attention loss turns it off in the student it trains
+    # distillation with the attention loss turns it off in the student it trains (the live teacher is frozen
+    # in place: a copy keeps the shared fixture trainable for the students of other tests)
     data = load_ner_data("sample")
     fresh, fresh_tok, _ = build_student(teacher, tokenizer, n_layers=1)
     assert fresh.config.attention_probs_dropout_prob > 0
-    distill_student(fresh, fresh_tok, teacher, tokenizer, data.splits["train"][:8], data.splits["validation"][:4],
-                    LABELS, TrainSettings(epochs=1, batch_size=8, max_length=32),
+    distill_student(fresh, fresh_tok, copy.deepcopy(teacher), tokenizer, data.splits["train"][:8],
+                    data.splits["validation"][:4], LABELS, TrainSettings(epochs=1, batch_size=8, max_length=32),
                     LossSettings(attention_weight=1, layer_map=map_layers(1, 2)), tmp_path, cache_teacher=False,
                     progress=False)
     assert fresh.config.attention_probs_dropout_prob == 0
