@@ -953,7 +953,7 @@ def markdown(result: dict, command: str, hours: float) -> str:
     if "agreement" in result:
         lines += agreement_section(result)
     # a control row repeats its baseline's training by another path: not a point of its own
-    candidates = {k: r for k, r in result["variants"].items() if VARIANTS[k].lever != "control"}
+    candidates = {k: r for k, r in result["variants"].items() if r.get("lever") != "control"}
     front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in candidates.items()])
     front_b1 = pareto([(k, r["cost"]["latency_cpu_b1_ms_p50"], r["f1_mean"]) for k, r in candidates.items()])
     lines += ["", "## Pareto front", ""]

@@ -3,8 +3,8 @@
 :func:`swap_mentions` makes new sentences from training sentences by swapping entity mentions of
 the same type; :func:`select_transfer` draws a transfer set from candidates, never a sentence of
 the evaluation splits (:func:`draw_sentences`: never one of a given set of sentences);
-:func:`most_entity_words` keeps the candidates in which the teacher finds the most entity words,
-or a share of them beside a random sample (:func:`entity_choice`).
+:func:`entity_choice` keeps the candidates in which the teacher finds the most entity words, or a
+share of them beside a random sample.
 """
 
 from __future__ import annotations
@@ -90,12 +90,3 @@ def entity_choice(counts: np.ndarray, n: int, share: float = 1.0) -> np.ndarray:
     by_entities = rest[np.argsort(-counts[at_random:], kind="stable")[:n - at_random]]
     return np.sort(np.concatenate([np.arange(at_random), by_entities]))
 
-
-def most_entity_words(candidates: Sequence[Sequence[str]], counts: np.ndarray, n: int,
-                      share: float = 1.0) -> list[list[str]]:
-    """The ``n`` candidates of :func:`entity_choice` (by default those with the most entity words), in
-    their given order; among equal counts the earlier candidates win, so a seeded shuffle of the
-    candidates breaks the ties."""
-    if len(counts) != len(candidates):
-        raise ValueError(f"most_entity_words: {len(counts)} counts for {len(candidates)} candidates")
-    return [list(candidates[i]) for i in entity_choice(counts, n, share)]

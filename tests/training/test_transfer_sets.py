@@ -9,7 +9,6 @@ from findistill.training.transfer_sets import (
     draw_sentences,
     entity_choice,
     entity_word_counts,
-    most_entity_words,
     select_transfer,
     sentence_key,
     swap_mentions,
@@ -56,8 +55,8 @@ def test_the_sentences_with_most_entity_words_are_kept_in_their_order_ties_to_th
     assert counts.tolist() == [1, 0, 2, 1, 1]
     candidates = [["a"], ["b"], ["c"], ["d"], ["e"]]
     # 2 words in "c", then 1 in "a", "d" and "e": the first two of those (the seeded draw's order) win
-    assert most_entity_words(candidates, counts, 3) == [["a"], ["c"], ["d"]]
-    assert most_entity_words(candidates, counts, 10) == candidates
+    assert [candidates[i] for i in entity_choice(counts, 3)] == [["a"], ["c"], ["d"]]
+    assert [candidates[i] for i in entity_choice(counts, 10)] == candidates
 
 
 def test_a_share_of_the_set_is_chosen_for_entities_and_the_rest_is_the_start_of_the_draw():
@@ -69,7 +68,7 @@ def test_a_share_of_the_set_is_chosen_for_entities_and_the_rest_is_the_start_of_
     assert entity_choice(counts, 4, 0.0).tolist() == [0, 1, 2, 3]
     assert entity_choice(counts, 20, 0.5).tolist() == list(range(8))
     candidates = [[str(i)] for i in range(8)]
-    assert most_entity_words(candidates, counts, 4, 0.5) == [["0"], ["1"], ["4"], ["5"]]
+    assert [candidates[i] for i in entity_choice(counts, 4, 0.5)] == [["0"], ["1"], ["4"], ["5"]]
     with pytest.raises(ValueProblem, match="share"):
         entity_choice(counts, 4, 1.5)
 
