@@ -257,8 +257,8 @@ class DistillTrainer(WordLevelTrainer):
         super().__init__(*args, **kwargs)
         self.teacher = teacher
         self.loss_settings = loss_settings
-        if teacher is not None:
-            teacher.to(self.args.device).eval().requires_grad_(False)
+        if teacher is not None:  # it runs under no_grad: its parameters' flags stay the caller's
+            teacher.to(self.args.device).eval()
         self._sums: dict[str, float] = defaultdict(float)
         self._steps = 0
 

@@ -146,6 +146,22 @@ def test_the_target_is_met_only_over_the_seeds_it_asks_for(study):
     assert study.target_verdict(row(False, 3)) == "no"
 
 
+def test_the_front_is_drawn_over_the_rows_with_the_most_seeds_and_never_over_a_control(study):
+    def row(f1: float, seeds: int, params: float, lever: str = "4") -> dict:
+        return {"test_f1": {str(s): f1 for s in range(seeds)}, "f1_mean": f1, "lever": lever,
+                "cost": {"params_total": params}}
+
+    # the lucky one-seed screen is better and as small as the 3-seed rows: it would dominate them
+    variants = {"a": row(0.72, 3, 6.7), "b": row(0.70, 3, 5.0), "screen": row(0.75, 1, 5.0),
+                "control": row(0.76, 3, 5.0, lever="control")}
+    full, screens = study.front_rows({"variants": variants})
+    assert set(full) == {"a", "b"} and set(screens) == {"screen"}
+    assert study.pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in full.items()]) == ["a", "b"]
+    # a report of one-seed rows only draws its front over all of them
+    single = {"x": row(0.7, 1, 5.0), "y": row(0.6, 1, 6.0)}
+    assert study.front_rows({"variants": single}) == (single, {})
+
+
 def test_a_validation_gain_is_given_only_between_runs_selected_on_the_same_validation_split(study):
     variants = {
         "s3-r96-f768-reuters1": {"best_val_f1": {"42": 0.80, "1": 0.82}},

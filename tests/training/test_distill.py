@@ -120,17 +120,22 @@ def test_attention_kd_trains_a_student_without_attention_dropout(tiny_classifier
     assert distillation_losses(student, batch, settings, teacher)["attention"].item() > 1.0
     assert without_attention_dropout(student) == 2 and student.config.attention_probs_dropout_prob == 0
     assert distillation_losses(student, batch, settings, teacher)["attention"].item() == pytest.approx(0, abs=1e-5)
-    # distillation with the attention loss turns it off in the student it trains (the live teacher is frozen
-    # in place: a copy keeps the shared fixture trainable for the students of other tests)
+    # distillation with the attention loss turns it off in the student it trains; the live teacher (a copy:
+    # it is put in eval mode) is left trainable, so a student cut from it afterwards can learn
     data = load_ner_data("sample")
     fresh, fresh_tok, _ = build_student(teacher, tokenizer, n_layers=1)
     assert fresh.config.attention_probs_dropout_prob > 0
-    distill_student(fresh, fresh_tok, copy.deepcopy(teacher), tokenizer, data.splits["train"][:8],
+    live = copy.deepcopy(teacher)
+    before = [p.detach().clone() for p in live.parameters()]
+    distill_student(fresh, fresh_tok, live, tokenizer, data.splits["train"][:8],
                     data.splits["validation"][:4], LABELS, TrainSettings(epochs=1, batch_size=8, max_length=32),
                     LossSettings(attention_weight=1, layer_map=map_layers(1, 2)), tmp_path, cache_teacher=False,
                     progress=False)
     assert fresh.config.attention_probs_dropout_prob == 0
     assert all(m.p == 0 for n, m in fresh.named_modules() if isinstance(m, torch.nn.Dropout) and "attention.self" in n)
+    assert all(p.requires_grad for p in live.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, live.parameters(), strict=True))  # and unchanged
+    assert all(p.grad is None for p in live.parameters())
 
 
 def test_attention_loss_refuses_different_tokenizers():
