@@ -296,6 +296,10 @@ VARIANTS: dict[str, Variant] = {
     "s3-r96w-f768-two-step-int8": Variant("3 layers, feed-forward 768, r=96 weighted: hidden MSE, then KD (+ Reuters "
                                           "x1), ONNX Runtime int8", 3, rank=96, ffn=768,
                                           baseline="s3-r96w-f768-two-step", lever="int8", quantize="onnx-int8"),
+    "s3-r96w-f768-r4-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted: hidden MSE alone on Reuters "
+                                           "x4, then KD + hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96,
+                                           ffn=768, baseline="s3-r96w-f768-r4-hidden", lever="int8",
+                                           quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -325,7 +329,7 @@ SELECTIONS = {
                    "s3-r96w-f768-ensemble-hidden,s3-r96w-f768-hidden-ent4,s3-r96w-f768-hidden-int8,"
                    "s3-r96w-f768-ensemble-hidden-int8,s3-r96w-f768-hidden-w3-int8,s3-r96w-f768-hidden-ent4-half,"
                    "s3-r96w-f768-hidden-att,s3-r96w-f768-hidden-att0.1,s3-r96w-f768-hidden-live,s4-r80w-f512-hidden,"
-                   "s3-r96w-f768-hidden-only-r4,s3-r96w-f768-r4-hidden",
+                   "s3-r96w-f768-hidden-only-r4,s3-r96w-f768-r4-hidden,s3-r96w-f768-r4-hidden-int8",
 }
 
 
