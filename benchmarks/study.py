@@ -237,6 +237,11 @@ VARIANTS: dict[str, Variant] = {
                                       "then KD + hidden MSE + Reuters x1", 3, rank=96, ffn=768,
                                       params={**REUTERS_X, "hidden_weight": "1", "hidden_layers": "uniform"},
                                       init="s3-r96w-f768-hidden-only-r4", baseline="s3-r96w-f768-hidden", lever="3"),
+    # 7: the temperature the search's best Pareto trial chose (2.2 for a 4-layer student), on the best student
+    "s3-r96w-f768-hidden-t2": Variant("3 layers, feed-forward 768, r=96 weighted, KD at temperature 2 + hidden MSE "
+                                      "+ Reuters x1", 3, rank=96, ffn=768,
+                                      params={**HIDDEN_UNIFORM, "temperature": "2"},
+                                      baseline="s3-r96w-f768-hidden", lever="7"),
     # capacity: a fourth layer paid for by narrower feed-forward blocks and rank 80 (the same 30%)
     "s4-r80w-f512-hidden": Variant("4 layers, feed-forward 512, r=80 weighted, KD + hidden MSE + Reuters x1", 4,
                                    rank=80, ffn=512, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden",
@@ -329,7 +334,8 @@ SELECTIONS = {
                    "s3-r96w-f768-ensemble-hidden,s3-r96w-f768-hidden-ent4,s3-r96w-f768-hidden-int8,"
                    "s3-r96w-f768-ensemble-hidden-int8,s3-r96w-f768-hidden-w3-int8,s3-r96w-f768-hidden-ent4-half,"
                    "s3-r96w-f768-hidden-att,s3-r96w-f768-hidden-att0.1,s3-r96w-f768-hidden-live,s4-r80w-f512-hidden,"
-                   "s3-r96w-f768-hidden-only-r4,s3-r96w-f768-r4-hidden,s3-r96w-f768-r4-hidden-int8",
+                   "s3-r96w-f768-hidden-only-r4,s3-r96w-f768-r4-hidden,s3-r96w-f768-r4-hidden-int8,"
+                   "s3-r96w-f768-hidden-t2",
 }
 
 
