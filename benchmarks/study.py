@@ -225,8 +225,8 @@ VARIANTS: dict[str, Variant] = {
                                              params={**HIDDEN_UNIFORM, "transfer_select": "entities",
                                                      "transfer_pool": "4", "transfer_entity_share": "0.5"},
                                              baseline="s3-r96w-f768-hidden", lever="2"),
-    # 3 for the student: the hidden states alone on 4x as much Reuters text (3 epochs: about the updates of the
-    # 6-epoch budget on x1, over twice the distinct text), then the best student's training from there
+    # 3 for the student: the hidden states alone on 4x as much Reuters text (3 epochs: 1.25 times the updates of
+    # the 6-epoch budget on x1, over 2.5 times the distinct text), then the best student's training from there
     "s3-r96w-f768-hidden-only-r4": Variant("3 layers, feed-forward 768, r=96 weighted, hidden MSE alone (1:2, 2:4, "
                                            "3:6) on Reuters x4 for 3 epochs, the teacher's classifier kept", 3,
                                            rank=96, ffn=768,
