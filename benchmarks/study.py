@@ -825,6 +825,9 @@ def front_rows(result: dict) -> tuple[dict, dict]:
 
 
 def plot(result: dict, path: Path) -> None:
+    """Two cost panels (parameters, batch-1 latency) with each row's mean F1 and seed spread, labelled only on
+    its Pareto front (most rows share one architecture, so their labels would overlap), and below them every
+    row's seeds, sorted by mean F1, against the teacher and the target. Screens (fewer seeds) are drawn open."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -832,18 +835,24 @@ def plot(result: dict, path: Path) -> None:
 
     teacher = result["costs"]["teacher"]
     teacher_f1 = result["teachers"]["teacher-0"]["test_f1"]
-    figure, axes = plt.subplots(1, 2, figsize=(13, 5))
-    for ax, cost_key, label, scale in ((axes[0], "params_total", "parameters (millions)", 1e-6),
-                                       (axes[1], "latency_cpu_b1_ms_p50", "CPU latency, batch 1, p50 (ms)", 1.0)):
-        _, screens = front_rows(result)
+    target_f1 = TARGET["f1_ratio"] * teacher_f1
+    full, screens = front_rows(result)
+    rows = sorted(result["variants"].items(), key=lambda item: item[1]["f1_mean"])
+    figure = plt.figure(figsize=(13, 5 + 0.24 * len(rows)))
+    grid = figure.add_gridspec(2, 2, height_ratios=[5, 0.24 * len(rows) + 0.8])
+    for column, (cost_key, label, scale) in enumerate((("params_total", "parameters (millions)", 1e-6),
+                                                       ("latency_cpu_b1_ms_p50", "CPU latency, batch 1, p50 (ms)",
+                                                        1.0))):
+        ax = figure.add_subplot(grid[0, column])
+        front = set(pareto([(k, r["cost"][cost_key], r["f1_mean"]) for k, r in full.items()]))
         for key, row in result["variants"].items():
-            f1s = list(row["test_f1"].values())
-            ax.errorbar(row["cost"][cost_key] * scale, row["f1_mean"], yerr=row["f1_sd"] if len(f1s) > 1 else None,
-                        fmt="o", capsize=3, mfc="none" if key in screens else None)
-            ax.annotate(key, (row["cost"][cost_key] * scale, row["f1_mean"]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            x = row["cost"][cost_key] * scale
+            ax.errorbar(x, row["f1_mean"], yerr=row["f1_sd"] if len(row["test_f1"]) > 1 else None, fmt="o",
+                        capsize=3, mfc="none" if key in screens else None, alpha=1.0 if key in front else 0.45)
+            if key in front:
+                ax.annotate(key, (x, row["f1_mean"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
         ax.scatter([teacher[cost_key] * scale], [teacher_f1], marker="*", s=200, color="black", label="teacher")
-        ax.axhline(TARGET["f1_ratio"] * teacher_f1, color="grey", linestyle="--", linewidth=0.8,
+        ax.axhline(target_f1, color="grey", linestyle="--", linewidth=0.8,
                    label=f"{TARGET['f1_ratio']:.0%} of the teacher")
         if cost_key == "params_total":
             ax.axvline(TARGET["params_ratio"] * teacher[cost_key] * scale, color="grey", linestyle=":",
@@ -852,8 +861,22 @@ def plot(result: dict, path: Path) -> None:
             ax.axvline(teacher[cost_key] / TARGET["speedup_b1"], color="grey", linestyle=":", linewidth=0.8,
                        label=f"{TARGET['speedup_b1']:.0f}x its speed")
         ax.set_xlabel(label)
-        ax.set_ylabel("test entity F1 (mean over seeds, bar: sd; open: fewer seeds)")
+        ax.set_ylabel("test entity F1 (mean, bar: sd)")
+        ax.set_title("labelled: the Pareto front; open: fewer seeds", fontsize=9)
         ax.legend(fontsize=8)
+    ax = figure.add_subplot(grid[1, :])
+    for y, (key, row) in enumerate(rows):
+        seeds = list(row["test_f1"].values())
+        color = "tab:grey" if row.get("lever") == "control" else "tab:blue"
+        ax.scatter(seeds, [y] * len(seeds), s=14, color=color, alpha=0.5)
+        ax.scatter([row["f1_mean"]], [y], marker="D", s=30, edgecolors=color,
+                   facecolors="none" if key in screens else color)
+    ax.axvline(teacher_f1, color="black", linewidth=0.8, label=f"teacher {teacher_f1:.3f}")
+    ax.axvline(target_f1, color="grey", linestyle="--", linewidth=0.8, label=f"target {target_f1:.3f}")
+    ax.set_yticks(range(len(rows)), [key for key, _ in rows], fontsize=7)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("test entity F1: each seed (dots) and the mean (diamond; open: fewer seeds; grey: control)")
+    ax.legend(fontsize=8, loc="lower right")
     figure.suptitle(f"{result['corpus']}: students against the teacher")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -162,6 +162,26 @@ def test_the_front_is_drawn_over_the_rows_with_the_most_seeds_and_never_over_a_c
     assert study.front_rows({"variants": single}) == (single, {})
 
 
+def test_the_plot_draws_every_row_and_labels_only_the_front(study, tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    def row(f1s: list[float], params: float, ms: float) -> dict:
+        return {"test_f1": {str(s): f for s, f in enumerate(f1s)}, "f1_mean": sum(f1s) / len(f1s),
+                "f1_sd": 0.01, "lever": "4", "cost": {"params_total": params, "latency_cpu_b1_ms_p50": ms}}
+
+    result = {"corpus": "toy", "teachers": {"teacher-0": {"test_f1": 0.8}},
+              "costs": {"teacher": {"params_total": 20e6, "latency_cpu_b1_ms_p50": 20.0}},
+              "variants": {"small": row([0.70, 0.72, 0.71], 5e6, 8.0), "dominated": row([0.69, 0.70, 0.68], 6e6, 9.0),
+                           "screen": row([0.75], 5e6, 8.0)}}
+    labels: list[str] = []
+    original = matplotlib.axes.Axes.annotate
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate",
+                        lambda self, text, *a, **k: labels.append(text) or original(self, text, *a, **k))
+    study.plot(result, tmp_path / "front.png")
+    assert (tmp_path / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert labels == ["small", "small"]  # one front label per cost panel; the screen is off the front
+
+
 def test_a_validation_gain_is_given_only_between_runs_selected_on_the_same_validation_split(study):
     variants = {
         "s3-r96-f768-reuters1": {"best_val_f1": {"42": 0.80, "1": 0.82}},
