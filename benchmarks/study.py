@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage_runs import finished_run, launch, wait_while_running  # the sibling module
+from stage_runs import finished_run, launch, wait_while_running  # the sibling modules
+from study_agreement import own_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -818,7 +819,7 @@ def front_rows(result: dict) -> tuple[dict, dict]:
     """The rows a Pareto front is drawn over, and the screens left beside it. Rows trained on fewer seeds
     than the report's fullest rows are screens: a one-seed score is not comparable with a mean over three.
     Control rows (lever ``control``) repeat their baseline's training by another path and are in neither."""
-    rows = {k: r for k, r in result["variants"].items() if r.get("lever") != "control"}
+    rows = own_rows(result)
     most = max((len(r["test_f1"]) for r in rows.values()), default=0)
     full = {k: r for k, r in rows.items() if len(r["test_f1"]) == most}
     return full, {k: r for k, r in rows.items() if k not in full}
@@ -1018,7 +1019,7 @@ def markdown(result: dict, command: str, hours: float) -> str:
     front = pareto([(k, r["cost"]["params_total"], r["f1_mean"]) for k, r in candidates.items()])
     front_b1 = pareto([(k, r["cost"]["latency_cpu_b1_ms_p50"], r["f1_mean"]) for k, r in candidates.items()])
     lines += ["", "## Pareto front", ""]
-    if len(candidates) + len(screens) < len(result["variants"]):
+    if len(own_rows(result)) < len(result["variants"]):
         lines += ["Control rows (lever `control`) are left out.  "]
     if screens:
         seeds = len(next(iter(candidates.values()))["test_f1"])

@@ -137,6 +137,12 @@ def spearman(x: list[float], y: list[float]) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
+def own_rows(result: dict) -> dict[str, dict]:
+    """The report's rows that are results of their own: a control row (lever ``control``) repeats its
+    baseline's training by another path."""
+    return {key: row for key, row in result["variants"].items() if row.get("lever") != "control"}
+
+
 def add_agreement(result: dict, teachers: list[str], text: Path, n: int, cache: Path) -> None:
     """``result["agreement"]`` (the held-out set, the teachers' own scores, the correlations) and each
     variant's ``agreement_f1`` per seed, against ``teachers`` (the mean of their logits when several) on ``n``
@@ -162,8 +168,7 @@ def add_agreement(result: dict, teachers: list[str], text: Path, n: int, cache: 
         if cmp and base:
             cmp["agreement_gain"] = float(np.mean([row["agreement_f1"][s] - base["agreement_f1"][s]
                                                    for s in cmp["seeds"]]))
-    # a control row repeats its baseline's training by another path: it would count that run twice
-    rows = [row for row in result["variants"].values() if row.get("lever") != "control"]
+    rows = list(own_rows(result).values())  # a control row would count its baseline's run twice
     trained = [(row["test_f1"][s], row["best_val_f1"][s], row["agreement_f1"][s])
                for row in rows for s in row["runs"] if row["best_val_f1"].get(s) is not None]
     test, val, agree = (list(column) for column in zip(*trained, strict=True)) if trained else ([], [], [])
