@@ -252,6 +252,23 @@ VARIANTS: dict[str, Variant] = {
     "s4-r80w-f512-hidden": Variant("4 layers, feed-forward 512, r=80 weighted, KD + hidden MSE + Reuters x1", 4,
                                    rank=80, ffn=512, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden",
                                    lever="capacity"),
+    # 5 again: the rows of the 4,000 most frequent tokens kept exact, the rank (46: the same parameters as 96)
+    # spent on the others; 4,000 chosen on validation F1 before training (benchmarks/embedding_weights.py)
+    "s3-r46w-x4000-f768-hidden": Variant("3 layers, feed-forward 768, r=46 weighted with the 4,000 most frequent "
+                                         "rows exact (r=96's parameters), KD + hidden MSE + Reuters x1", 3, rank=46,
+                                         ffn=768, params={**HIDDEN_UNIFORM, "embedding_exact_rows": "4000"},
+                                         baseline="s3-r96w-f768-hidden", lever="5"),
+    # ceilings: the best student's training with one of its three cuts undone (above the 30% budget), to place the
+    # gap to the teacher in the embedding, the feed-forward width or the depth
+    "s3-f768-hidden": Variant("3 layers, feed-forward 768, the teacher's embeddings (not factorised), KD + hidden "
+                              "MSE + Reuters x1", 3, ffn=768,
+                              params={**REUTERS_X, "hidden_weight": "1", "hidden_layers": "uniform"},
+                              baseline="s3-r96w-f768-hidden", lever="ceiling"),
+    "s3-r96w-hidden": Variant("3 layers, the teacher's feed-forward width (1536), r=96 weighted, KD + hidden MSE + "
+                              "Reuters x1", 3, rank=96, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden",
+                              lever="ceiling"),
+    "s6-r96w-hidden": Variant("6 layers (all the teacher's), r=96 weighted, KD + hidden MSE + Reuters x1", 6,
+                              rank=96, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden", lever="ceiling"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -311,6 +328,11 @@ VARIANTS: dict[str, Variant] = {
                                            "x4, then KD + hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96,
                                            ffn=768, baseline="s3-r96w-f768-r4-hidden", lever="int8",
                                            quantize="onnx-int8"),
+    "s3-r46w-x4000-f768-hidden-int8": Variant("3 layers, feed-forward 768, r=46 weighted with 4,000 rows exact, KD "
+                                              "+ hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=46, ffn=768,
+                                              params={"embedding_exact_rows": "4000"},
+                                              baseline="s3-r46w-x4000-f768-hidden", lever="int8",
+                                              quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -341,7 +363,8 @@ SELECTIONS = {
                    "s3-r96w-f768-ensemble-hidden-int8,s3-r96w-f768-hidden-w3-int8,s3-r96w-f768-hidden-ent4-half,"
                    "s3-r96w-f768-hidden-att,s3-r96w-f768-hidden-att0.1,s3-r96w-f768-hidden-live,s4-r80w-f512-hidden,"
                    "s3-r96w-f768-hidden-only-r4,s3-r96w-f768-r4-hidden,s3-r96w-f768-r4-hidden-int8,"
-                   "s3-r96w-f768-hidden-t1,s3-r96w-f768-hidden-t4",
+                   "s3-r96w-f768-hidden-t1,s3-r96w-f768-hidden-t4,s3-r46w-x4000-f768-hidden,"
+                   "s3-r46w-x4000-f768-hidden-int8,s3-f768-hidden,s3-r96w-hidden,s6-r96w-hidden",
 }
 
 
@@ -707,7 +730,7 @@ def measure(result: dict, corpus_data: str) -> None:
 
     def shape(key: str) -> tuple:  # rows of one shape share one measured model
         v = VARIANTS[key]
-        return v.layers, v.vocab, v.rank, v.ffn, v.quantize
+        return v.layers, v.vocab, v.rank, v.params.get("embedding_exact_rows", "0"), v.ffn, v.quantize
 
     models = {"teacher": result["refs"]["teacher-0"]}
     architecture: dict[str, str] = {}

@@ -6,7 +6,11 @@ and ``B = W_r^T``, the product ``AB`` is the best rank-``r`` approximation of ``
 ``||E - AB||_F = sqrt(sum_{i>r} s_i^2)``, and each row moves by at most ``s_{r+1}``; at full rank it
 is exact. The student keeps the teacher's whole vocabulary, hence its segmentation and its coverage of
 rare entity names, at a fraction of the embedding parameters. Weighting the rows by how often each
-token occurs in the domain text spends the rank on the tokens the model will actually read.
+token occurs in the domain text spends the rank on the tokens the model will actually read. With
+``exact_rows`` K > 0 the K most frequent rows are also kept exactly: a table of K rows (and a zero
+row) adds to their low-rank rows the difference to the original, and the SVD's subspace is chosen on
+the other rows alone, so the rank serves the rare tokens (``(K+1)*H`` more parameters; the adaptive
+input embeddings of Baevski and Auli in two bands).
 
 A factorised model is saved as usual (``save_pretrained``, safetensors) with the rank in its config
 (:data:`RANK_KEY`); :func:`findistill.models.loading.load_token_classifier` rebuilds the module and
@@ -29,29 +33,46 @@ from findistill.config import ValueProblem
 EMBEDDING_WEIGHTS = ("uniform", "frequency")
 #: config attribute holding the rank of a factorised word embedding (absent or 0: a plain matrix)
 RANK_KEY = "findistill_embedding_rank"
+#: config attribute holding how many rows of a factorised embedding are kept exact (absent or 0: none)
+EXACT_ROWS_KEY = "findistill_embedding_exact_rows"
 
 
 class FactorisedEmbedding(nn.Module):
     """Word embeddings ``project(embed(ids))``: a ``num_embeddings x rank`` table, then a ``rank x
-    embedding_dim`` linear map without bias."""
+    embedding_dim`` linear map without bias. With ``exact_rows`` K > 0, ``exact(slot[ids])`` is added: a
+    ``(K + 1) x embedding_dim`` table whose last row is a fixed zero, and ``slot`` (a buffer saved with the
+    weights) maps the K chosen token ids to their rows and every other id to the zero row."""
 
-    def __init__(self, num_embeddings: int, rank: int, embedding_dim: int, padding_idx: int | None = None):
+    def __init__(self, num_embeddings: int, rank: int, embedding_dim: int, padding_idx: int | None = None,
+                 exact_rows: int = 0):
         super().__init__()
         self.num_embeddings, self.rank, self.embedding_dim = num_embeddings, rank, embedding_dim
-        self.padding_idx = padding_idx
+        self.padding_idx, self.exact_rows = padding_idx, exact_rows
         self.embed = nn.Embedding(num_embeddings, rank, padding_idx=padding_idx)
         self.project = nn.Linear(rank, embedding_dim, bias=False)
+        if exact_rows:
+            self.exact = nn.Embedding(exact_rows + 1, embedding_dim, padding_idx=exact_rows)
+            self.register_buffer("slot", torch.full((num_embeddings,), exact_rows, dtype=torch.long))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.project(self.embed(input_ids))
+        low_rank = self.project(self.embed(input_ids))
+        return low_rank + self.exact(self.slot[input_ids]) if self.exact_rows else low_rank
 
     @property
     def weight(self) -> torch.Tensor:
         """The full ``num_embeddings x embedding_dim`` matrix the factors stand for (computed on each read)."""
-        return self.project(self.embed.weight)
+        low_rank = self.project(self.embed.weight)
+        return low_rank + self.exact.weight[self.slot] if self.exact_rows else low_rank
+
+    def exact_ids(self) -> torch.Tensor:
+        """The token ids whose rows are kept exact, ascending (empty without ``exact_rows``)."""
+        if not self.exact_rows:
+            return torch.empty(0, dtype=torch.long)
+        return torch.nonzero(self.slot < self.exact_rows).flatten()
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, rank={self.rank}, {self.embedding_dim}"
+        exact = f", exact_rows={self.exact_rows}" if self.exact_rows else ""
+        return f"{self.num_embeddings}, rank={self.rank}, {self.embedding_dim}{exact}"
 
 
 def svd_factors(matrix: torch.Tensor, rank: int,
@@ -91,13 +112,22 @@ def token_frequencies(tokenizer, sentences: Sequence[Sequence[str]], size: int) 
     return counts
 
 
-def factorise_embeddings(model: PreTrainedModel, rank: int, row_weights: torch.Tensor | None = None
-                         ) -> dict[str, float]:
+def exact_rows_at_equal_parameters(vocab: int, width: int, rank: int, exact_rows: int) -> int:
+    """The rank that, with ``exact_rows`` exact rows, uses no more embedding parameters than ``rank`` alone
+    (``r*(V+H) + (K+1)*H <= rank*(V+H)``, the exact table's zero row included); 0 when the exact rows alone
+    exceed them."""
+    return max(0, (rank * (vocab + width) - (exact_rows + 1) * width) // (vocab + width))
+
+
+def factorise_embeddings(model: PreTrainedModel, rank: int, row_weights: torch.Tensor | None = None,
+                         exact_rows: int = 0) -> dict[str, float]:
     """Replace ``model``'s input word embeddings by a rank-``rank`` :class:`FactorisedEmbedding` from
     their truncated SVD (in place; the rank is recorded in the config), optionally weighting the rows
-    (:func:`svd_factors`; e.g. by :func:`token_frequencies`). Returns the rank, the relative Frobenius
-    error of the factors (``embedding_svd_error``), with weights also the relative error in the weighted
-    norm (``embedding_weighted_error``), and the embedding parameters before and after."""
+    (:func:`svd_factors`; e.g. by :func:`token_frequencies`). With ``exact_rows`` K > 0 (which needs the
+    weights) the K rows of largest weight are kept exact and the subspace is chosen on the others.
+    Returns the rank, the relative Frobenius error of the embeddings (``embedding_svd_error``), with
+    weights also the relative error of the factors in the weighted norm (``embedding_weighted_error``,
+    over the rows the factors alone stand for), and the embedding parameters before and after."""
     current = model.get_input_embeddings()
     if isinstance(current, FactorisedEmbedding):
         raise ValueProblem("embedding_rank", f"the model's embeddings are already factorised (rank {current.rank})")
@@ -108,16 +138,30 @@ def factorise_embeddings(model: PreTrainedModel, rank: int, row_weights: torch.T
     if row_weights is not None and (row_weights.shape != (vocab,) or float(row_weights.sum()) <= 0):
         raise ValueProblem("embedding_weights", f"expected one weight >= 0 per embedding row ({vocab}), not all "
                            f"zero; got shape {tuple(row_weights.shape)}")
-    a, b, singular = svd_factors(current.weight, rank, row_weights)
-    factorised = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None))
+    if exact_rows and (row_weights is None or not 0 < exact_rows < int((row_weights > 0).sum())):
+        raise ValueProblem("embedding_exact_rows", "expected 0, or fewer rows than the tokens counted, with "
+                           f"embedding_weights=frequency to choose them by; got {exact_rows}")
+    weights = row_weights
+    if exact_rows:
+        chosen = torch.sort(torch.argsort(row_weights, descending=True, stable=True)[:exact_rows]).values
+        weights = row_weights.clone()
+        weights[chosen] = 0
+    a, b, singular = svd_factors(current.weight, rank, weights)
+    factorised = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None), exact_rows)
     with torch.no_grad():
         factorised.embed.weight.copy_(a)
         factorised.project.weight.copy_(b.T)
-        error = float((current.weight.double() - a.double() @ b.double()).norm() / current.weight.double().norm())
+        if exact_rows:
+            factorised.slot[chosen] = torch.arange(exact_rows)
+            factorised.exact.weight[:exact_rows] = current.weight[chosen] - a[chosen] @ b
+        error = float((current.weight.double() - factorised.weight.double()).norm() / current.weight.double().norm())
     model.set_input_embeddings(factorised.to(current.weight.device))
     setattr(model.config, RANK_KEY, rank)
-    result = {"embedding_rank": rank, "embedding_svd_error": error,
-              "embedding_params_before": vocab * width, "embedding_params_after": rank * (vocab + width)}
+    if exact_rows:
+        setattr(model.config, EXACT_ROWS_KEY, exact_rows)
+    exact_params = (exact_rows + 1) * width if exact_rows else 0
+    result = {"embedding_rank": rank, "embedding_svd_error": error, "embedding_params_before": vocab * width,
+              "embedding_params_after": rank * (vocab + width) + exact_params}
     if row_weights is not None:
         result["embedding_weighted_error"] = truncation_error(singular, rank)
     return result
@@ -129,16 +173,17 @@ def _tensor_files(folder: Path) -> list[Path]:
 
 def restore_factorised(model: PreTrainedModel, folder: str | Path) -> list[str]:
     """For a model loaded from ``folder`` whose config records a factorised embedding: put the
-    :class:`FactorisedEmbedding` back and load its two factors from the folder's safetensors files.
-    Returns the checkpoint keys it consumed (none for a plain model)."""
+    :class:`FactorisedEmbedding` back and load its factors (and exact rows) from the folder's safetensors
+    files. Returns the checkpoint keys it consumed (none for a plain model)."""
     rank = int(getattr(model.config, RANK_KEY, 0) or 0)
     if rank <= 0:
         return []
     current = model.get_input_embeddings()
     vocab, width = current.weight.shape
-    module = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None))
+    module = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None),
+                                 int(getattr(model.config, EXACT_ROWS_KEY, 0) or 0))
     prefix = next(name for name, m in model.named_modules() if m is current)
-    wanted = {f"{prefix}.embed.weight": module.embed.weight, f"{prefix}.project.weight": module.project.weight}
+    wanted = {f"{prefix}.{name}": tensor for name, tensor in module.state_dict(keep_vars=True).items()}
     found: set[str] = set()
     for path in _tensor_files(Path(folder)):
         with safe_open(str(path), framework="pt") as handle:

@@ -117,10 +117,11 @@ def _load_model(loader: Any, ref: str, **kwargs: Any) -> tuple[PreTrainedModel, 
         model, info = _from_pretrained(loader, ref, use_safetensors=True, output_loading_info=True, **kwargs)
     restored = restore_factorised(model, path)
     if restored:  # the plain embedding matrix that transformers found missing is the factorised module's
-        embedding_name = restored[0].rsplit(".", 2)[0]
+        embedding_name = next(k for k in restored if k.endswith(".embed.weight")).removesuffix(".embed.weight")
+        parts = (".embed.weight", ".project.weight", ".exact.weight", ".slot")
         info["missing_keys"] = [k for k in info.get("missing_keys", []) if not _names_weight(k, embedding_name)]
         info["unexpected_keys"] = [k for k in info.get("unexpected_keys", [])
-                                   if not _names_weight(k, embedding_name, (".embed.weight", ".project.weight"))]
+                                   if not _names_weight(k, embedding_name, parts)]
     for kind, what in (("missing_keys", "missing from the checkpoint (newly initialised)"),
                        ("unexpected_keys", "in the checkpoint but not used"),
                        ("mismatched_keys", "of another shape in the checkpoint (newly initialised)")):

@@ -81,8 +81,10 @@ class StudentParams:
     into vocabulary x r and r x hidden from their truncated SVD (ALBERT-style; after the vocabulary
     transfer, so it combines with a domain tokenizer); ``embedding_weights`` ``frequency`` chooses the
     factors' subspace by how often each token occurs in the stage's training text instead of
-    ``uniform``ly over the vocabulary. ``intermediate_size`` n > 0 keeps n units of
-    every feed-forward block, those with the largest weight norms (0: the model's own width)."""
+    ``uniform``ly over the vocabulary; ``embedding_exact_rows`` K > 0 (with ``frequency``) keeps the
+    rows of the K most frequent tokens exact and spends the rank on the others. ``intermediate_size``
+    n > 0 keeps n units of every feed-forward block, those with the largest weight norms (0: the
+    model's own width)."""
 
     student_layers: int = 0
     layer_selection: str = "uniform"
@@ -90,6 +92,7 @@ class StudentParams:
     vocab_transfer: str = "fvt"
     embedding_rank: int = 0
     embedding_weights: str = "uniform"
+    embedding_exact_rows: int = 0
     intermediate_size: int = 0
 
     def __post_init__(self) -> None:
@@ -104,6 +107,10 @@ class StudentParams:
                 f"one of {', '.join(EMBEDDING_WEIGHTS)}", self.embedding_weights)
         require(self.embedding_weights == "uniform" or self.embedding_rank > 0, "embedding_weights",
                 "uniform unless embedding_rank factorises the embeddings", self.embedding_weights)
+        require(self.embedding_exact_rows == 0 or (self.embedding_exact_rows > 0 and self.embedding_rank > 0
+                                                    and self.embedding_weights == "frequency"),
+                "embedding_exact_rows", "0, or a row count >= 1 with embedding_rank > 0 and "
+                "embedding_weights=frequency (the counts choose the rows)", self.embedding_exact_rows)
         require(self.intermediate_size >= 0, "intermediate_size",
                 "0 (the model's feed-forward width) or a width >= 1", self.intermediate_size)
 
@@ -259,11 +266,13 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
                                   "tokens in, and this stage has none")
             weights = token_frequencies(student_tokenizer, text, student.get_input_embeddings().weight.shape[0])
         with as_parameters():
-            svd = factorise_embeddings(student, spec.embedding_rank, weights)
+            svd = factorise_embeddings(student, spec.embedding_rank, weights, spec.embedding_exact_rows)
         log_metrics({k: svd[k] for k in ("embedding_svd_error", "embedding_weighted_error") if k in svd})
         weighted = (f", {svd['embedding_weighted_error']:.3f} weighted by the frequencies of "
                     f"{int(weights.sum()):,} tokens" if weights is not None else "")
-        factorised = (f"; word embeddings factorised at rank {spec.embedding_rank} "
+        weighted += " on the other rows" if spec.embedding_exact_rows else ""
+        exact = f", the {spec.embedding_exact_rows:,} most frequent rows exact" if spec.embedding_exact_rows else ""
+        factorised = (f"; word embeddings factorised at rank {spec.embedding_rank}{exact} "
                       f"({svd['embedding_params_before'] / 1e6:.2f}M -> {svd['embedding_params_after'] / 1e6:.2f}M "
                       f"parameters, relative SVD error {svd['embedding_svd_error']:.3f}{weighted})")
     inherited = getattr(model.config, LABEL_KEY, "")
@@ -272,7 +281,8 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
         label = inherited  # a student trained further, as it was built
     else:
         label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer),
-                              spec.embedding_rank, spec.intermediate_size, spec.embedding_weights == "frequency")
+                              spec.embedding_rank, spec.intermediate_size, spec.embedding_weights == "frequency",
+                              spec.embedding_exact_rows)
     setattr(student.config, LABEL_KEY, label)
     name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
     mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
@@ -283,12 +293,14 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
 
 
 def student_label(depth: int, vocab_size: int | None, embedding_rank: int = 0, intermediate_size: int = 0,
-                  weighted: bool = False) -> str:
+                  weighted: bool = False, exact_rows: int = 0) -> str:
     """``s2-dom16k`` (2 layers, a 16k domain vocabulary), ``s3-same`` (3 layers, the model's tokenizer),
-    ``s2-same-r64`` (embeddings factorised at rank 64; ``-r64w`` weighted by token frequency) or
-    ``s4-same-r56-f768`` (feed-forward blocks of 768 units): what run names add for a student."""
+    ``s2-same-r64`` (embeddings factorised at rank 64; ``-r64w`` weighted by token frequency;
+    ``-r72w-x2000`` with 2,000 rows exact) or ``s4-same-r56-f768`` (feed-forward blocks of 768 units): what
+    run names add for a student."""
     label = f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
     rank = f"-r{embedding_rank}{'w' if weighted else ''}" if embedding_rank else ""
+    rank += f"-x{exact_rows}" if exact_rows else ""
     return label + rank + (f"-f{intermediate_size}" if intermediate_size else "")
 
 

@@ -278,12 +278,14 @@ def run(config: Config) -> str:
             if s == "distill-adapt-finetune":
                 student_run = pipe.run("finetune-student", finetune, finetune.Config(
                     **common, **student_train, model=f"runs:/{adapted_student}/model",
-                    embedding_rank=config.embedding_rank, embedding_weights=config.embedding_weights))
+                    embedding_rank=config.embedding_rank, embedding_weights=config.embedding_weights,
+                    embedding_exact_rows=config.embedding_exact_rows))
             else:
                 student_run = pipe.run("distill-student", distill, distill.Config(
                     **common, **student_train, **kd, teacher=f"runs:/{teacher_run}/model",
                     student_init=f"runs:/{adapted_student}/model", student_layers=0,
-                    embedding_rank=config.embedding_rank, embedding_weights=config.embedding_weights))
+                    embedding_rank=config.embedding_rank, embedding_weights=config.embedding_weights,
+                    embedding_exact_rows=config.embedding_exact_rows))
         elif config.search != "none":
             searched = pipe.run("search-student", search, search.Config(
                 **data, teacher=f"runs:/{teacher_run}/model", space=config.search, n_trials=config.search_trials,
@@ -293,7 +295,8 @@ def run(config: Config) -> str:
         else:
             student_run = pipe.run("distill-student", distill, distill.Config(
                 **common, **student_train, **kd, **student_spec, embedding_rank=config.embedding_rank,
-                embedding_weights=config.embedding_weights, teacher=f"runs:/{teacher_run}/model"))
+                embedding_weights=config.embedding_weights, embedding_exact_rows=config.embedding_exact_rows,
+                teacher=f"runs:/{teacher_run}/model"))
         evaluated = pipe.run("evaluate-student", evaluate, evaluate.Config(
             **data, model=f"runs:/{student_run}/model", split=config.eval_split, max_length=config.max_length,
             device=config.device, measure_resources=False))

@@ -123,3 +123,61 @@ def test_weighted_factorisation_reports_both_errors_and_refuses_bad_weights():
     assert report["embedding_weighted_error"] < 1e-6 < report["embedding_svd_error"]  # the 10 counted rows are exact
     with pytest.raises(ValueProblem, match="embedding_weights: expected one weight >= 0 per embedding row \\(64\\)"):
         factorise_embeddings(bert_classifier(layers=1, width=32, vocab=64), 4, torch.ones(63))
+
+
+def test_exact_rows_keep_the_most_frequent_rows_and_give_the_rank_to_the_others(tmp_path):
+    from findistill.models.factorised import EXACT_ROWS_KEY, exact_rows_at_equal_parameters
+
+    model = bert_classifier(layers=2, width=32, vocab=400)
+    plain = count_parameters(model)["params_total"]
+    original = model.get_input_embeddings().weight.detach().clone()
+    torch.manual_seed(2)
+    counts = torch.rand(400) ** 3 * 1000
+    counts[[7, 70, 300]] = 5000.0  # the three most frequent tokens
+    rank = exact_rows_at_equal_parameters(400, 32, 8, 3)
+    assert rank == 7 and rank * 432 + 4 * 32 <= 8 * 432 < (rank + 1) * 432 + 4 * 32
+    report = factorise_embeddings(model, rank, counts, exact_rows=3)
+    module = model.get_input_embeddings()
+    assert module.exact_ids().tolist() == [7, 70, 300]
+    # the chosen rows are the teacher's; every other row is its projection onto a subspace chosen without them
+    assert torch.allclose(module.weight[[7, 70, 300]], original[[7, 70, 300]], atol=1e-5)
+    others = torch.ones(400, dtype=torch.bool)
+    others[[7, 70, 300]] = False
+    tail_weights = counts.clone()
+    tail_weights[~others] = 0
+    a, b, _ = svd_factors(original, rank, tail_weights)
+    assert torch.allclose(module.weight[others], (a @ b)[others], atol=1e-5)
+    # the rank spent on the others beats a factorisation that also has to fit the three heavy rows, on them
+    both_a, both_b, _ = svd_factors(original, rank, counts)
+
+    def tail_error(x):
+        return float(((original - x.detach()).pow(2).sum(dim=1) * counts)[others].sum())
+
+    assert tail_error(module.weight) < tail_error(both_a @ both_b)
+    # parameters: the rank's, plus the exact table with its fixed zero row, as reported and counted
+    assert report["embedding_params_after"] == rank * 432 + 4 * 32
+    assert count_parameters(model)["params_total"] == plain - 400 * 32 + report["embedding_params_after"]
+
+    # a training step moves the exact rows and the factors, never the zero row the other tokens read
+    inputs = _ids(400)
+    inputs["input_ids"][0, :3] = torch.tensor([7, 70, 300])
+    model(**inputs).logits.pow(2).sum().backward()
+    assert module.exact.weight.grad[:3].abs().sum() > 0 and module.exact.weight.grad[3].abs().sum() == 0
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    loaded = load_token_classifier(str(tmp_path))
+    assert getattr(loaded.config, EXACT_ROWS_KEY) == 3 and loaded.get_input_embeddings().exact_ids().tolist() == \
+        [7, 70, 300]
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, expected)
+
+
+def test_exact_rows_need_weights_to_choose_them():
+    model = bert_classifier(layers=1, width=32, vocab=64)
+    with pytest.raises(ValueProblem, match="embedding_exact_rows.*embedding_weights=frequency"):
+        factorise_embeddings(model, 4, exact_rows=5)
+    counts = torch.zeros(64)
+    counts[:4] = 1.0
+    with pytest.raises(ValueProblem, match="fewer rows than the tokens counted"):
+        factorise_embeddings(model, 4, counts, exact_rows=4)

@@ -112,10 +112,14 @@ def test_onnx_model_refuses_hidden_states_it_does_not_have(tiny_classifier, vari
 
 
 @pytest.mark.parametrize("name", ["onnx", "onnx-int8", "torch-int8"])
-def test_a_factorised_student_exports_to_every_variant_with_its_smaller_embeddings(tiny_classifier, tmp_path, name):
+@pytest.mark.parametrize("exact_rows", [0, 20])
+def test_a_factorised_student_exports_to_every_variant_with_its_smaller_embeddings(tiny_classifier, tmp_path, name,
+                                                                                   exact_rows):
     model, tokenizer = tiny_classifier
     factorised = copy.deepcopy(model)
-    factorise_embeddings(factorised, 8)
+    vocab = factorised.get_input_embeddings().weight.shape[0]
+    counts = torch.arange(vocab, 0, -1, dtype=torch.float64) if exact_rows else None  # low ids the most frequent
+    factorise_embeddings(factorised, 8, counts, exact_rows=exact_rows)
     expected = np.concatenate(_logits(factorised, tokenizer))
     write_variant(factorised, tokenizer, name, tmp_path, source="tiny-r8", parameters=count_parameters(factorised))
     loaded = load_inference_model(tmp_path)

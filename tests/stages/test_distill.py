@@ -113,9 +113,9 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     text.write_text("\n".join(f"Fund {i} bought shares of Company {i} in London ." for i in range(50)) + "\n")
     params = {"teacher": ",".join(map(str, folders)), "data": "sample", "max_sentences": "40", "epochs": "1",
               "batch_size": "8", "max_length": "64", "student_layers": "2", "embedding_rank": "8",
-              "embedding_weights": "frequency", "intermediate_size": "48", "hidden_weight": "1",
-              "hidden_layers": "kept", "transfer_data": f"augment,{text}", "transfer_ratio": "0.5",
-              "measure_resources": "false"}
+              "embedding_weights": "frequency", "embedding_exact_rows": "20", "intermediate_size": "48",
+              "hidden_weight": "1", "hidden_layers": "kept", "transfer_data": f"augment,{text}",
+              "transfer_ratio": "0.5", "measure_resources": "false"}
     run = mlflow.get_run(distill.run(parse_params(distill.Config, params)))
     assert run.info.status == "FINISHED"
     assert run.data.tags["findistill.ensemble_size"] == "2" and run.data.tags["findistill.layer_map"] == "1:1,2:2"
@@ -123,15 +123,16 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     # rank 8 spent on the tokens of the training and transfer sentences: closer on them than over the vocabulary
     assert 0 < run.data.metrics["embedding_weighted_error"] < run.data.metrics["embedding_svd_error"] < 1
     student = load_token_classifier(localize_model(f"runs:/{run.info.run_id}/model"))
-    assert isinstance(student.get_input_embeddings(), FactorisedEmbedding)
-    assert student.config.intermediate_size == 48 and run.data.tags["mlflow.runName"].endswith(" s2-same-r8w-f48")
+    embeddings = student.get_input_embeddings()
+    assert isinstance(embeddings, FactorisedEmbedding) and len(embeddings.exact_ids()) == 20
+    assert student.config.intermediate_size == 48 and run.data.tags["mlflow.runName"].endswith(" s2-same-r8w-x20-f48")
     assert run.data.metrics["params_total"] == sum(p.numel() for p in student.parameters())
     # trained further, the student keeps the label of what it is, not of what this run cuts (nothing)
     further = mlflow.get_run(distill.run(parse_params(distill.Config, {
-        **params, "student_init": f"runs:/{run.info.run_id}/model", "embedding_rank": "0",
+        **params, "student_init": f"runs:/{run.info.run_id}/model", "embedding_rank": "0", "embedding_exact_rows": "0",
         "intermediate_size": "0", "embedding_weights": "uniform", "transfer_data": "none", "hidden_weight": "0",
         "hidden_layers": "uniform"})))
-    assert further.data.tags["mlflow.runName"] == "distill s2-same-r8w-f48"
+    assert further.data.tags["mlflow.runName"] == "distill s2-same-r8w-x20-f48"
     # the teachers' outputs on the same sentences are cached once, beside the checkpoints, for any later run
     assert "computed and stored" in capsys.readouterr().out
     distill.run(parse_params(distill.Config, {**params, "student_layers": "1", "hidden_layers": "uniform"}))
