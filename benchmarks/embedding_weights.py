@@ -86,10 +86,8 @@ def main() -> None:
     names = [[w for w, tag in zip(s.tokens, s.tags, strict=True) if tag != "O"] for s in train]
     entity_counts = token_frequencies(tokenizer, [words for words in names if words], size)
     width = teacher.get_input_embeddings().weight.shape[1]
-    rows = {"teacher (no factorisation)": {"validation_f1": evaluate_ner(teacher, tokenizer, splits["validation"])
-                                           .scores["f1"], "test_f1": evaluate_ner(teacher, tokenizer, splits["test"])
-                                           .scores["f1"], "svd_error": None, "embedding_params": size * width}}
-    candidates = {name: (args.rank, weights, 0) for name, weights in weightings(counts, entity_counts).items()
+    named = weightings(counts, entity_counts)
+    candidates = {name: (args.rank, weights, 0) for name, weights in named.items()
                   if args.weightings == "all" or name in args.weightings.split(",")}
     for k in (int(k) for k in args.exact_rows.split(",") if k):
         rank = exact_rows_at_equal_parameters(size, width, args.rank, k)
@@ -98,7 +96,10 @@ def main() -> None:
             continue
         candidates[f"counts, {k:,} rows exact, rank {rank}"] = (rank, counts, k)
     if not candidates:
-        parser.error(f"--weightings {args.weightings!r} names none of: {', '.join(weightings(counts, counts))}")
+        parser.error(f"--weightings {args.weightings!r} names none of: {', '.join(named)}")
+    rows = {"teacher (no factorisation)": {"validation_f1": evaluate_ner(teacher, tokenizer, splits["validation"])
+                                           .scores["f1"], "test_f1": evaluate_ner(teacher, tokenizer, splits["test"])
+                                           .scores["f1"], "svd_error": None, "embedding_params": size * width}}
     for name, (rank, weights, exact) in candidates.items():
         started = time.perf_counter()
         model = copy.deepcopy(teacher)

@@ -59,19 +59,21 @@ BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
 @dataclass(frozen=True)
 class Variant:
     """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``, embedding
-    ``rank``, feed-forward width ``ffn``, 0 for the teacher's) trained by ``distill`` with ``params`` from
+    ``rank`` with ``exact_rows`` of its most frequent rows kept exact, feed-forward width ``ffn``, 0 for the
+    teacher's) trained by ``distill`` with ``params`` from
     ``teacher`` (``primary``, ``ensemble``, ``dapt`` or ``ensemble-dapt``: the ensemble and the adapted
     teacher together); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's
     lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
     ``onnx-int8``) the row is that inference variant of the ``baseline`` student of the same seed, made by
     the ``quantize`` stage instead of trained. With ``init`` (another variant) the row is trained further
     from that variant's finished student of the same seed (``student_init``), whose depth, widths and
-    embeddings it keeps: ``layers``, ``rank`` and ``ffn`` then describe that student."""
+    embeddings it keeps: ``layers``, ``rank``, ``exact_rows`` and ``ffn`` then describe that student."""
 
     description: str
     layers: int
     vocab: str = "same"
     rank: int = 0
+    exact_rows: int = 0
     ffn: int = 0
     teacher: str = "primary"
     params: dict[str, str] = field(default_factory=dict)
@@ -256,7 +258,7 @@ VARIANTS: dict[str, Variant] = {
     # spent on the others; 4,000 chosen on validation F1 before training (benchmarks/embedding_weights.py)
     "s3-r46w-x4000-f768-hidden": Variant("3 layers, feed-forward 768, r=46 weighted with the 4,000 most frequent "
                                          "rows exact (r=96's parameters), KD + hidden MSE + Reuters x1", 3, rank=46,
-                                         ffn=768, params={**HIDDEN_UNIFORM, "embedding_exact_rows": "4000"},
+                                         exact_rows=4000, ffn=768, params=HIDDEN_UNIFORM,
                                          baseline="s3-r96w-f768-hidden", lever="5"),
     # ceilings: the best student's training with one of its three cuts undone (above the 30% budget), to place the
     # gap to the teacher in the embedding, the feed-forward width or the depth
@@ -329,10 +331,9 @@ VARIANTS: dict[str, Variant] = {
                                            ffn=768, baseline="s3-r96w-f768-r4-hidden", lever="int8",
                                            quantize="onnx-int8"),
     "s3-r46w-x4000-f768-hidden-int8": Variant("3 layers, feed-forward 768, r=46 weighted with 4,000 rows exact, KD "
-                                              "+ hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=46, ffn=768,
-                                              params={"embedding_exact_rows": "4000"},
-                                              baseline="s3-r46w-x4000-f768-hidden", lever="int8",
-                                              quantize="onnx-int8"),
+                                              "+ hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=46,
+                                              exact_rows=4000, ffn=768, baseline="s3-r46w-x4000-f768-hidden",
+                                              lever="int8", quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -531,6 +532,8 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
         params["tokenizer"] = refs[f"tokenizer-{variant.vocab}"]
     if variant.rank:
         params["embedding_rank"] = str(variant.rank)
+    if variant.exact_rows:
+        params["embedding_exact_rows"] = str(variant.exact_rows)
     if variant.ffn:
         params["intermediate_size"] = str(variant.ffn)
     return params
@@ -730,7 +733,7 @@ def measure(result: dict, corpus_data: str) -> None:
 
     def shape(key: str) -> tuple:  # rows of one shape share one measured model
         v = VARIANTS[key]
-        return v.layers, v.vocab, v.rank, v.params.get("embedding_exact_rows", "0"), v.ffn, v.quantize
+        return v.layers, v.vocab, v.rank, v.exact_rows, v.ffn, v.quantize
 
     models = {"teacher": result["refs"]["teacher-0"]}
     architecture: dict[str, str] = {}

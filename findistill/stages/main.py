@@ -255,6 +255,9 @@ def run(config: Config) -> str:
         student_spec = {"student_layers": config.student_layers, "layer_selection": config.layer_selection,
                         "tokenizer": student_tokenizer, "vocab_transfer": config.vocab_transfer,
                         "intermediate_size": config.intermediate_size}
+        # the embedding factorisation, applied to whichever model becomes the final student
+        factorising = {"embedding_rank": config.embedding_rank, "embedding_weights": config.embedding_weights,
+                       "embedding_exact_rows": config.embedding_exact_rows}
         adapting = {**data, "text_data": config.text_data, "epochs": config.adapt_epochs,
                     "learning_rate": config.adapt_learning_rate, "device": config.device,
                     "trust_remote_code": config.trust_remote_code}
@@ -277,15 +280,11 @@ def run(config: Config) -> str:
                                        adapt.Config(**adapting, model=f"runs:/{general}/model"))
             if s == "distill-adapt-finetune":
                 student_run = pipe.run("finetune-student", finetune, finetune.Config(
-                    **common, **student_train, model=f"runs:/{adapted_student}/model",
-                    embedding_rank=config.embedding_rank, embedding_weights=config.embedding_weights,
-                    embedding_exact_rows=config.embedding_exact_rows))
+                    **common, **student_train, **factorising, model=f"runs:/{adapted_student}/model"))
             else:
                 student_run = pipe.run("distill-student", distill, distill.Config(
                     **common, **student_train, **kd, teacher=f"runs:/{teacher_run}/model",
-                    student_init=f"runs:/{adapted_student}/model", student_layers=0,
-                    embedding_rank=config.embedding_rank, embedding_weights=config.embedding_weights,
-                    embedding_exact_rows=config.embedding_exact_rows))
+                    student_init=f"runs:/{adapted_student}/model", student_layers=0, **factorising))
         elif config.search != "none":
             searched = pipe.run("search-student", search, search.Config(
                 **data, teacher=f"runs:/{teacher_run}/model", space=config.search, n_trials=config.search_trials,
@@ -294,8 +293,7 @@ def run(config: Config) -> str:
             student_run = _searched_student(searched)
         else:
             student_run = pipe.run("distill-student", distill, distill.Config(
-                **common, **student_train, **kd, **student_spec, embedding_rank=config.embedding_rank,
-                embedding_weights=config.embedding_weights, embedding_exact_rows=config.embedding_exact_rows,
+                **common, **student_train, **kd, **student_spec, **factorising,
                 teacher=f"runs:/{teacher_run}/model"))
         evaluated = pipe.run("evaluate-student", evaluate, evaluate.Config(
             **data, model=f"runs:/{student_run}/model", split=config.eval_split, max_length=config.max_length,
