@@ -58,7 +58,7 @@ BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``, embedding
+    """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``/``cov20k``, embedding
     ``rank`` with ``exact_rows`` of its most frequent rows kept exact, feed-forward width ``ffn``, 0 for the
     teacher's) trained by ``distill`` with ``params`` from
     ``teacher`` (``primary``, ``ensemble``, ``dapt`` or ``ensemble-dapt``: the ensemble and the adapted
@@ -271,6 +271,23 @@ VARIANTS: dict[str, Variant] = {
                               lever="ceiling"),
     "s6-r96w-hidden": Variant("6 layers (all the teacher's), r=96 weighted, KD + hidden MSE + Reuters x1", 6,
                               rank=96, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden", lever="ceiling"),
+    # 5 and 6 again: rank for the rare pieces. The factorisation's row weights counted on all 2.5M words of
+    # Reuters-21578 as well as the training text (wc), and with it the teacher's vocabulary trimmed to the pieces
+    # of the training split and all of Reuters (20k entries), the rows saved paying for rank 145 (r=96's parameters)
+    "s3-r96wc-f768-hidden": Variant("3 layers, feed-forward 768, r=96 weighted by token counts on the training "
+                                    "text and all of Reuters, KD + hidden MSE + Reuters x1", 3, rank=96, ffn=768,
+                                    params={**HIDDEN_UNIFORM, "embedding_weights_text": str(REUTERS)},
+                                    baseline="s3-r96w-f768-hidden", lever="5"),
+    "s3-cov20k-r145wc-f768-hidden": Variant("3 layers, feed-forward 768, the teacher's vocabulary trimmed to the "
+                                            "20k pieces of train + all of Reuters, r=145 (r=96's parameters at the "
+                                            "full vocabulary) weighted by counts on them, KD + hidden MSE + "
+                                            "Reuters x1", 3, "cov20k", rank=145, ffn=768,
+                                            params={**HIDDEN_UNIFORM, "embedding_weights_text": str(REUTERS)},
+                                            baseline="s3-r96w-f768-hidden", lever="6"),
+    # capacity again: all six layers (the ceiling's +2.7) paid for by feed-forward blocks of 320 units and rank 48
+    "s6-r48w-f320-hidden": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters x1", 6,
+                                   rank=48, ffn=320, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden",
+                                   lever="capacity"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -365,7 +382,8 @@ SELECTIONS = {
                    "s3-r96w-f768-hidden-att,s3-r96w-f768-hidden-att0.1,s3-r96w-f768-hidden-live,s4-r80w-f512-hidden,"
                    "s3-r96w-f768-hidden-only-r4,s3-r96w-f768-r4-hidden,s3-r96w-f768-r4-hidden-int8,"
                    "s3-r96w-f768-hidden-t1,s3-r96w-f768-hidden-t4,s3-r46w-x4000-f768-hidden,"
-                   "s3-r46w-x4000-f768-hidden-int8,s3-f768-hidden,s3-r96w-hidden,s6-r96w-hidden",
+                   "s3-r46w-x4000-f768-hidden-int8,s3-f768-hidden,s3-r96w-hidden,s6-r96w-hidden,"
+                   "s3-r96wc-f768-hidden,s3-cov20k-r145wc-f768-hidden,s6-r48w-f320-hidden",
 }
 
 
@@ -452,6 +470,8 @@ def prepare(args: argparse.Namespace, variants: list[str]) -> dict[str, str]:
         params = {"data": data, "method": "trim", "vocab_size": "8000"}
         if vocab == "cov8k":
             params.update(text_data=str(REUTERS), max_text_lines=str(args.transfer_lines))
+        elif vocab == "cov20k":  # every line of Reuters-21578: the pieces the counted factorisation weighs
+            params.update(vocab_size="20000", text_data=str(REUTERS), max_text_lines="0")
         try:
             run_id = run_stage("train_tokenizer", experiment, f"tokenizer-{vocab}", params,
                                reuse_only=args.collect_only)

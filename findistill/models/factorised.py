@@ -19,7 +19,8 @@ loads both factors. Plain ``transformers`` loading does not know the module: use
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -100,14 +101,18 @@ def truncation_error(singular_values: torch.Tensor, rank: int) -> float:
     return (float(singular_values[rank:].pow(2).sum()) / total) ** 0.5 if total > 0 else 0.0
 
 
-def token_frequencies(tokenizer, sentences: Sequence[Sequence[str]], size: int) -> torch.Tensor:
-    """How often each of ``size`` token ids occurs when ``tokenizer`` splits ``sentences`` (lists of words)
-    into pieces, special tokens left out."""
+def token_frequencies(tokenizer, texts: Iterable[Sequence[str] | str], size: int) -> torch.Tensor:
+    """How often each of ``size`` token ids occurs when ``tokenizer`` (a fast one) splits ``texts`` into
+    pieces, special tokens left out. ``texts``: sentences as lists of words, or raw strings (lines of a
+    corpus, split by the tokenizer's own pre-tokeniser); read 1,000 at a time, so a corpus can stream."""
     counts = torch.zeros(size, dtype=torch.float64)
-    for start in range(0, len(sentences), 1000):
-        batch = [list(words) for words in sentences[start:start + 1000]]
-        encoded = tokenizer(batch, is_split_into_words=True, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([i for row in encoded for i in row], dtype=torch.long)
+    backend = tokenizer.backend_tokenizer
+    texts = iter(texts)
+    while batch := list(islice(texts, 1000)):
+        words = not isinstance(batch[0], str)
+        encoded = backend.encode_batch([list(t) for t in batch] if words else batch, is_pretokenized=words,
+                                       add_special_tokens=False)
+        ids = torch.tensor([i for row in encoded for i in row.ids], dtype=torch.long)
         counts += torch.bincount(ids, minlength=size)[:size].double()
     return counts
 

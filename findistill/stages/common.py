@@ -17,9 +17,10 @@ from findistill.costs.device import device_info, resolve_device
 from findistill.costs.fresh_process import measure_saved_models
 from findistill.costs.latency import format_resources_table
 from findistill.costs.size import count_parameters
-from findistill.data.corpus import SPLITS, NerData
+from findistill.data.corpus import SPLITS, DataError, NerData
 from findistill.data.splits import load_ner_data
 from findistill.data.stats import dataset_stats
+from findistill.data.text import iter_text
 from findistill.evaluation.predict import check_label_compatibility, evaluate_ner
 from findistill.models.factorised import EMBEDDING_WEIGHTS, factorise_embeddings, token_frequencies
 from findistill.models.loading import load_tokenizer, model_labels, resolve_model_path
@@ -81,7 +82,8 @@ class StudentParams:
     into vocabulary x r and r x hidden from their truncated SVD (ALBERT-style; after the vocabulary
     transfer, so it combines with a domain tokenizer); ``embedding_weights`` ``frequency`` chooses the
     factors' subspace by how often each token occurs in the stage's training text instead of
-    ``uniform``ly over the vocabulary; ``embedding_exact_rows`` K > 0 (with ``frequency``) keeps the
+    ``uniform``ly over the vocabulary, with ``embedding_weights_text`` (a text corpus: file, folder or
+    dataset) counted as well; ``embedding_exact_rows`` K > 0 (with ``frequency``) keeps the
     rows of the K most frequent tokens exact and spends the rank on the others. ``intermediate_size``
     n > 0 keeps n units of every feed-forward block, those with the largest weight norms (0: the
     model's own width)."""
@@ -93,6 +95,7 @@ class StudentParams:
     embedding_rank: int = 0
     embedding_weights: str = "uniform"
     embedding_exact_rows: int = 0
+    embedding_weights_text: str = "none"
     intermediate_size: int = 0
 
     def __post_init__(self) -> None:
@@ -111,6 +114,9 @@ class StudentParams:
                                                     and self.embedding_weights == "frequency"),
                 "embedding_exact_rows", "0, or a row count >= 1 with embedding_rank > 0 and "
                 "embedding_weights=frequency (the counts choose the rows)", self.embedding_exact_rows)
+        require(self.embedding_weights_text == "none" or self.embedding_weights == "frequency",
+                "embedding_weights_text", "none unless embedding_weights=frequency (its tokens are counted "
+                "into the frequencies)", self.embedding_weights_text)
         require(self.intermediate_size >= 0, "intermediate_size",
                 "0 (the model's feed-forward width) or a width >= 1", self.intermediate_size)
 
@@ -264,12 +270,22 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
             if not text:
                 raise ConfigError("parameter 'embedding_weights': frequency needs the training text to count "
                                   "tokens in, and this stage has none")
-            weights = token_frequencies(student_tokenizer, text, student.get_input_embeddings().weight.shape[0])
+            rows = student.get_input_embeddings().weight.shape[0]
+            weights = token_frequencies(student_tokenizer, text, rows)
+            if spec.embedding_weights_text != "none":
+                source = localize(spec.embedding_weights_text)
+                try:
+                    next(iter_text(source))  # a missing or empty corpus fails here, naming the parameter
+                except DataError as err:
+                    raise ConfigError(f"parameter 'embedding_weights_text': {err}") from err
+                weights += token_frequencies(student_tokenizer, iter_text(source), rows)
         with as_parameters():
             svd = factorise_embeddings(student, spec.embedding_rank, weights, spec.embedding_exact_rows)
-        log_metrics({k: svd[k] for k in ("embedding_svd_error", "embedding_weighted_error") if k in svd})
+        log_metrics({k: svd[k] for k in ("embedding_svd_error", "embedding_weighted_error") if k in svd}
+                    | ({"embedding_weight_tokens": float(weights.sum())} if weights is not None else {}))
+        counted = f" (with {spec.embedding_weights_text})" if spec.embedding_weights_text != "none" else ""
         weighted = (f", {svd['embedding_weighted_error']:.3f} weighted by the frequencies of "
-                    f"{int(weights.sum()):,} tokens" if weights is not None else "")
+                    f"{int(weights.sum()):,} tokens{counted}" if weights is not None else "")
         weighted += " on the other rows" if spec.embedding_exact_rows else ""
         exact = f", the {spec.embedding_exact_rows:,} most frequent rows exact" if spec.embedding_exact_rows else ""
         factorised = (f"; word embeddings factorised at rank {spec.embedding_rank}{exact} "
@@ -282,7 +298,7 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
     else:
         label = student_label(len(layers), None if new_tokenizer is None else len(student_tokenizer),
                               spec.embedding_rank, spec.intermediate_size, spec.embedding_weights == "frequency",
-                              spec.embedding_exact_rows)
+                              spec.embedding_exact_rows, spec.embedding_weights_text != "none")
     setattr(student.config, LABEL_KEY, label)
     name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
     mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
@@ -293,13 +309,13 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
 
 
 def student_label(depth: int, vocab_size: int | None, embedding_rank: int = 0, intermediate_size: int = 0,
-                  weighted: bool = False, exact_rows: int = 0) -> str:
+                  weighted: bool = False, exact_rows: int = 0, corpus_counts: bool = False) -> str:
     """``s2-dom16k`` (2 layers, a 16k domain vocabulary), ``s3-same`` (3 layers, the model's tokenizer),
     ``s2-same-r64`` (embeddings factorised at rank 64; ``-r64w`` weighted by token frequency;
-    ``-r72w-x2000`` with 2,000 rows exact) or ``s4-same-r56-f768`` (feed-forward blocks of 768 units): what
-    run names add for a student."""
+    ``-r96wc`` weighted by the frequencies counted on a text corpus too; ``-r72w-x2000`` with 2,000 rows
+    exact) or ``s4-same-r56-f768`` (feed-forward blocks of 768 units): what run names add for a student."""
     label = f"s{depth}-" + ("same" if vocab_size is None else f"dom{vocab_size / 1000:.0f}k")
-    rank = f"-r{embedding_rank}{'w' if weighted else ''}" if embedding_rank else ""
+    rank = f"-r{embedding_rank}{'w' if weighted else ''}{'c' if corpus_counts else ''}" if embedding_rank else ""
     rank += f"-x{exact_rows}" if exact_rows else ""
     return label + rank + (f"-f{intermediate_size}" if intermediate_size else "")
 

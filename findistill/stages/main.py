@@ -257,7 +257,8 @@ def run(config: Config) -> str:
                         "intermediate_size": config.intermediate_size}
         # the embedding factorisation, applied to whichever model becomes the final student
         factorising = {"embedding_rank": config.embedding_rank, "embedding_weights": config.embedding_weights,
-                       "embedding_exact_rows": config.embedding_exact_rows}
+                       "embedding_exact_rows": config.embedding_exact_rows,
+                       "embedding_weights_text": config.embedding_weights_text}
         adapting = {**data, "text_data": config.text_data, "epochs": config.adapt_epochs,
                     "learning_rate": config.adapt_learning_rate, "device": config.device,
                     "trust_remote_code": config.trust_remote_code}

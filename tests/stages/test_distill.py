@@ -114,6 +114,7 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     params = {"teacher": ",".join(map(str, folders)), "data": "sample", "max_sentences": "40", "epochs": "1",
               "batch_size": "8", "max_length": "64", "student_layers": "2", "embedding_rank": "8",
               "embedding_weights": "frequency", "embedding_exact_rows": "20", "intermediate_size": "48",
+              "embedding_weights_text": str(text),
               "hidden_weight": "1", "hidden_layers": "kept", "transfer_data": f"augment,{text}",
               "transfer_ratio": "0.5", "measure_resources": "false"}
     run = mlflow.get_run(distill.run(parse_params(distill.Config, params)))
@@ -122,17 +123,21 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     assert run.data.metrics["transfer_sentences"] == 2 * round(0.5 * 40)  # both sources gave their share
     # rank 8 spent on the tokens of the training and transfer sentences: closer on them than over the vocabulary
     assert 0 < run.data.metrics["embedding_weighted_error"] < run.data.metrics["embedding_svd_error"] < 1
+    # ... and on the pieces of the whole news file, counted as well
+    news_pieces = sum(len(tokenizer.tokenize(line)) for line in text.read_text().splitlines())
+    assert run.data.metrics["embedding_weight_tokens"] > news_pieces > 0
     student = load_token_classifier(localize_model(f"runs:/{run.info.run_id}/model"))
     embeddings = student.get_input_embeddings()
     assert isinstance(embeddings, FactorisedEmbedding) and len(embeddings.exact_ids()) == 20
-    assert student.config.intermediate_size == 48 and run.data.tags["mlflow.runName"].endswith(" s2-same-r8w-x20-f48")
+    assert student.config.intermediate_size == 48 and run.data.tags["mlflow.runName"].endswith(" s2-same-r8wc-x20-f48")
     assert run.data.metrics["params_total"] == sum(p.numel() for p in student.parameters())
     # trained further, the student keeps the label of what it is, not of what this run cuts (nothing)
     further = mlflow.get_run(distill.run(parse_params(distill.Config, {
         **params, "student_init": f"runs:/{run.info.run_id}/model", "embedding_rank": "0", "embedding_exact_rows": "0",
-        "intermediate_size": "0", "embedding_weights": "uniform", "transfer_data": "none", "hidden_weight": "0",
+        "intermediate_size": "0", "embedding_weights": "uniform", "embedding_weights_text": "none",
+        "transfer_data": "none", "hidden_weight": "0",
         "hidden_layers": "uniform"})))
-    assert further.data.tags["mlflow.runName"] == "distill s2-same-r8w-x20-f48"
+    assert further.data.tags["mlflow.runName"] == "distill s2-same-r8wc-x20-f48"
     # the teachers' outputs on the same sentences are cached once, beside the checkpoints, for any later run
     assert "computed and stored" in capsys.readouterr().out
     distill.run(parse_params(distill.Config, {**params, "student_layers": "1", "hidden_layers": "uniform"}))
