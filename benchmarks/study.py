@@ -351,6 +351,9 @@ VARIANTS: dict[str, Variant] = {
                                               "+ hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=46,
                                               exact_rows=4000, ffn=768, baseline="s3-r46w-x4000-f768-hidden",
                                               lever="int8", quantize="onnx-int8"),
+    "s6-r48w-f320-hidden-int8": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters x1, "
+                                        "ONNX Runtime int8", 6, rank=48, ffn=320, baseline="s6-r48w-f320-hidden",
+                                        lever="int8", quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -383,7 +386,8 @@ SELECTIONS = {
                    "s3-r96w-f768-hidden-only-r4,s3-r96w-f768-r4-hidden,s3-r96w-f768-r4-hidden-int8,"
                    "s3-r96w-f768-hidden-t1,s3-r96w-f768-hidden-t4,s3-r46w-x4000-f768-hidden,"
                    "s3-r46w-x4000-f768-hidden-int8,s3-f768-hidden,s3-r96w-hidden,s6-r96w-hidden,"
-                   "s3-r96wc-f768-hidden,s3-cov20k-r145wc-f768-hidden,s6-r48w-f320-hidden",
+                   "s3-r96wc-f768-hidden,s3-cov20k-r145wc-f768-hidden,s6-r48w-f320-hidden,"
+                   "s6-r48w-f320-hidden-int8",
 }
 
 

@@ -106,13 +106,13 @@ def token_frequencies(tokenizer, texts: Iterable[Sequence[str] | str], size: int
     pieces, special tokens left out. ``texts``: sentences as lists of words, or raw strings (lines of a
     corpus, split by the tokenizer's own pre-tokeniser); read 1,000 at a time, so a corpus can stream."""
     counts = torch.zeros(size, dtype=torch.float64)
-    backend = tokenizer.backend_tokenizer
     texts = iter(texts)
     while batch := list(islice(texts, 1000)):
         words = not isinstance(batch[0], str)
-        encoded = backend.encode_batch([list(t) for t in batch] if words else batch, is_pretokenized=words,
-                                       add_special_tokens=False)
-        ids = torch.tensor([i for row in encoded for i in row.ids], dtype=torch.long)
+        # the tokenizer's own call: no padding or truncation, whatever its tokenizer.json enables
+        encoded = tokenizer([list(t) for t in batch] if words else batch, is_split_into_words=words,
+                            add_special_tokens=False, padding=False, truncation=False)["input_ids"]
+        ids = torch.tensor([i for row in encoded for i in row], dtype=torch.long)
         counts += torch.bincount(ids, minlength=size)[:size].double()
     return counts
 
