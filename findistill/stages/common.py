@@ -273,12 +273,11 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
             rows = student.get_input_embeddings().weight.shape[0]
             weights = token_frequencies(student_tokenizer, text, rows)
             if spec.embedding_weights_text != "none":
-                source = localize(spec.embedding_weights_text)
-                try:
-                    next(iter_text(source))  # a missing or empty corpus fails here, naming the parameter
+                try:  # a missing, empty or malformed corpus fails naming the parameter
+                    weights += token_frequencies(student_tokenizer,
+                                                 iter_text(localize(spec.embedding_weights_text)), rows)
                 except DataError as err:
                     raise ConfigError(f"parameter 'embedding_weights_text': {err}") from err
-                weights += token_frequencies(student_tokenizer, iter_text(source), rows)
         with as_parameters():
             svd = factorise_embeddings(student, spec.embedding_rank, weights, spec.embedding_exact_rows)
         log_metrics({k: svd[k] for k in ("embedding_svd_error", "embedding_weighted_error") if k in svd}

@@ -114,15 +114,16 @@ def test_token_frequencies_count_pieces_without_special_tokens():
     counts = token_frequencies(tokenizer, [["banks", "rose"], ["net", "profits", "rose"], ["bank"]], 12)
     assert counts.tolist() == [0, 0, 0, 0, 0, 2, 1, 1, 2, 2, 0, 0]
     # raw lines streamed from a generator across several batches of 1,000: the pre-tokeniser splits them
-    lines = (("Banks rose." if i % 2 else "net profits") for i in range(2501))
-    counts = token_frequencies(tokenizer, lines, 12)
+    def lines():
+        return (("Banks rose." if i % 2 else "net profits") for i in range(2501))
+
+    counts = token_frequencies(tokenizer, lines(), 12)
     assert counts[5:10].tolist() == [1250, 1251, 1251, 2501, 1250]  # bank, net, profit, ##s, rose
     assert counts.sum() > counts[5:10].sum()  # the full stop is a piece of its own ([UNK] here)
     # a tokenizer.json that pads and truncates (sentence-transformers ship such files) counts the same
     tokenizer.backend_tokenizer.enable_padding(length=16, pad_id=0, pad_token="[PAD]")
     tokenizer.backend_tokenizer.enable_truncation(max_length=1)
-    assert token_frequencies(tokenizer, (("Banks rose." if i % 2 else "net profits") for i in range(2501)),
-                             12).tolist() == counts.tolist()
+    assert token_frequencies(tokenizer, lines(), 12).tolist() == counts.tolist()
 
 
 def test_weighted_factorisation_reports_both_errors_and_refuses_bad_weights():
