@@ -66,8 +66,9 @@ class Variant:
     lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
     ``onnx-int8``) the row is that inference variant of the ``baseline`` student of the same seed, made by
     the ``quantize`` stage instead of trained. With ``init`` (another variant) the row is trained further
-    from that variant's finished student of the same seed (``student_init``), whose depth, widths and
-    embeddings it keeps: ``layers``, ``rank``, ``exact_rows`` and ``ffn`` then describe that student."""
+    from that variant's finished student of the same seed (``student_init``), whose depth and vocabulary it
+    keeps; a ``rank`` or ``ffn`` below that student's cuts it further (its factors factorised again, its
+    feed-forward blocks narrowed to their largest units), equal ones keep it as it is."""
 
     description: str
     layers: int
@@ -288,6 +289,12 @@ VARIANTS: dict[str, Variant] = {
     "s6-r48w-f320-hidden": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters x1", 6,
                                    rank=48, ffn=320, params=HIDDEN_UNIFORM, baseline="s3-r96w-f768-hidden",
                                    lever="capacity"),
+    # the same six narrow layers cut from the trained ceiling instead of the teacher: its feed-forward blocks narrowed
+    # to their 320 largest units and its rank-96 factors factorised further to 48, then trained as the row above
+    "s6-r48w-f320-pruned-hidden": Variant("6 layers, feed-forward 320, r=48 weighted, cut from the trained six-layer "
+                                          "ceiling (s6-r96w-hidden), KD + hidden MSE + Reuters x1", 6, rank=48,
+                                          ffn=320, params=HIDDEN_UNIFORM, init="s6-r96w-hidden",
+                                          baseline="s6-r48w-f320-hidden", lever="capacity"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -354,6 +361,10 @@ VARIANTS: dict[str, Variant] = {
     "s6-r48w-f320-hidden-int8": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters x1, "
                                         "ONNX Runtime int8", 6, rank=48, ffn=320, baseline="s6-r48w-f320-hidden",
                                         lever="int8", quantize="onnx-int8"),
+    "s6-r48w-f320-pruned-hidden-int8": Variant("6 layers, feed-forward 320, r=48 weighted, cut from the trained "
+                                               "ceiling, KD + hidden MSE + Reuters x1, ONNX Runtime int8", 6, rank=48,
+                                               ffn=320, baseline="s6-r48w-f320-pruned-hidden", lever="int8",
+                                               quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -387,7 +398,7 @@ SELECTIONS = {
                    "s3-r96w-f768-hidden-t1,s3-r96w-f768-hidden-t4,s3-r46w-x4000-f768-hidden,"
                    "s3-r46w-x4000-f768-hidden-int8,s3-f768-hidden,s3-r96w-hidden,s6-r96w-hidden,"
                    "s3-r96wc-f768-hidden,s3-cov20k-r145wc-f768-hidden,s6-r48w-f320-hidden,"
-                   "s6-r48w-f320-hidden-int8",
+                   "s6-r48w-f320-hidden-int8,s6-r48w-f320-pruned-hidden,s6-r48w-f320-pruned-hidden-int8",
 }
 
 
@@ -548,8 +559,11 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
         raise LookupError(f"{key}: {missing}") from None
     params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
               "measure_resources": "false", **BUDGET, **variant.params}
-    if init:
-        return {**params, "student_init": init}
+    if init:  # the cuts the row makes beyond its source student's: narrower blocks, a lower rank
+        source = VARIANTS[variant.init]
+        cuts = {"embedding_rank": (variant.rank, source.rank), "intermediate_size": (variant.ffn, source.ffn)}
+        further = {name: str(mine) for name, (mine, theirs) in cuts.items() if mine != theirs}
+        return {**params, **further, "student_init": init}
     if variant.vocab != "same":
         if f"tokenizer-{variant.vocab}" not in refs:
             raise LookupError(f"{key}: the {variant.vocab} tokenizer is not trained yet")

@@ -132,10 +132,14 @@ def factorise_embeddings(model: PreTrainedModel, rank: int, row_weights: torch.T
     weights) the K rows of largest weight are kept exact and the subspace is chosen on the others.
     Returns the rank, the relative Frobenius error of the embeddings (``embedding_svd_error``), with
     weights also the relative error of the factors in the weighted norm (``embedding_weighted_error``,
-    over the rows the factors alone stand for), and the embedding parameters before and after."""
+    over the rows the factors alone stand for), and the embedding parameters before and after.
+
+    Embeddings already factorised (a trained factorised student) are factorised further at a lower
+    rank: the new factors come from the SVD of the matrix the current ones stand for."""
     current = model.get_input_embeddings()
-    if isinstance(current, FactorisedEmbedding):
-        raise ValueProblem("embedding_rank", f"the model's embeddings are already factorised (rank {current.rank})")
+    if isinstance(current, FactorisedEmbedding) and rank >= current.rank:
+        raise ValueProblem("embedding_rank", f"the model's embeddings are already factorised at rank {current.rank}; "
+                           f"expected a lower rank to factorise them further, got {rank}")
     vocab, width = current.weight.shape
     if not 1 <= rank <= min(vocab, width):
         raise ValueProblem("embedding_rank", f"expected 0 (no factorisation) or a rank in 1..{min(vocab, width)} "
@@ -151,21 +155,25 @@ def factorise_embeddings(model: PreTrainedModel, rank: int, row_weights: torch.T
         chosen = torch.sort(torch.argsort(row_weights, descending=True, stable=True)[:exact_rows]).values
         weights = row_weights.clone()
         weights[chosen] = 0
-    a, b, singular = svd_factors(current.weight, rank, weights)
+    before = sum(p.numel() for p in current.parameters())
+    matrix = current.weight.detach()  # of a factorised embedding: the matrix its factors stand for
+    a, b, singular = svd_factors(matrix, rank, weights)
     factorised = FactorisedEmbedding(vocab, rank, width, getattr(current, "padding_idx", None), exact_rows)
     with torch.no_grad():
         factorised.embed.weight.copy_(a)
         factorised.project.weight.copy_(b.T)
         if exact_rows:
             factorised.slot[chosen] = torch.arange(exact_rows)
-            factorised.exact.weight[:exact_rows] = current.weight[chosen] - a[chosen] @ b
-        error = float((current.weight.double() - factorised.weight.double()).norm() / current.weight.double().norm())
-    model.set_input_embeddings(factorised.to(current.weight.device))
+            factorised.exact.weight[:exact_rows] = matrix[chosen] - a[chosen] @ b
+        error = float((matrix.double() - factorised.weight.double()).norm() / matrix.double().norm())
+    model.set_input_embeddings(factorised.to(matrix.device))
     setattr(model.config, RANK_KEY, rank)
+    exact_params = (exact_rows + 1) * width if exact_rows else 0
     if exact_rows:
         setattr(model.config, EXACT_ROWS_KEY, exact_rows)
-    exact_params = (exact_rows + 1) * width if exact_rows else 0
-    result = {"embedding_rank": rank, "embedding_svd_error": error, "embedding_params_before": vocab * width,
+    elif hasattr(model.config, EXACT_ROWS_KEY):  # factorised further without the exact rows it had
+        delattr(model.config, EXACT_ROWS_KEY)
+    result = {"embedding_rank": rank, "embedding_svd_error": error, "embedding_params_before": before,
               "embedding_params_after": rank * (vocab + width) + exact_params}
     if row_weights is not None:
         result["embedding_weighted_error"] = truncation_error(singular, rank)

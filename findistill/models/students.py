@@ -113,6 +113,12 @@ def _feed_forward(layer: nn.Module) -> tuple[dict[str, nn.Linear], str]:
                       "BERT-like layers (intermediate.dense and output.dense) and DistilBERT's (ffn.lin1, ffn.lin2)")
 
 
+def feed_forward_width(model: PreTrainedModel) -> int:
+    """The number of hidden units in the feed-forward block of ``model``'s first layer."""
+    up, _ = _feed_forward(layer_list(model)[0])[0].values()
+    return up.out_features
+
+
 def neuron_importance(up: nn.Linear, down: nn.Linear) -> torch.Tensor:
     """Score of each hidden unit of a feed-forward block: the norm of its input weights (with bias)
     times the norm of its output weights, a bound on how much the unit can move the block's output."""
@@ -155,6 +161,39 @@ def narrow_feed_forward(model: PreTrainedModel, size: int) -> dict[str, int]:
         after += sum(p.numel() for m in replacements.values() for p in m.parameters())
         setattr(model.config, key, size)
     return {"feed_forward_params_before": before, "feed_forward_params_after": after}
+
+
+def student_parameters(teacher: PreTrainedModel, *, n_layers: int = 0, selection: str = "uniform",
+                       vocab_size: int = 0, intermediate_size: int = 0, embedding_rank: int = 0,
+                       exact_rows: int = 0) -> int:
+    """The parameter count (``count_parameters``'s ``params_total``) of the student that
+    :func:`build_student`, :func:`narrow_feed_forward` and
+    :func:`~findistill.models.factorised.factorise_embeddings` make of ``teacher``, without building it:
+    the teacher's count less its dropped layers, less ``(width - intermediate_size) * (inputs + 1 +
+    outputs)`` per kept feed-forward block, with the word embeddings resized to ``vocab_size`` rows (0:
+    the teacher's) and, at ``embedding_rank`` r > 0, ``r * (rows + H) + (exact_rows + 1) * H`` (no
+    exact table without exact rows) in place of ``rows * H``."""
+    layers = layer_list(teacher)
+    if n_layers == 0 and selection in LAYER_SELECTIONS:
+        n_layers = len(layers)
+    kept = select_layers(len(layers), n_layers, selection)
+    total = sum(p.numel() for p in teacher.parameters())  # shared (tied) tensors are yielded once
+    total -= sum(p.numel() for i in range(len(layers)) if i not in kept for p in layers[i].parameters())
+    for i in kept if intermediate_size else ():
+        (up, down) = _feed_forward(layers[i])[0].values()
+        if not 1 <= intermediate_size <= up.out_features:
+            raise ValueProblem("intermediate_size", f"expected 0 (the model's own width) or a width in "
+                               f"1..{up.out_features}, got {intermediate_size}")
+        total -= (up.out_features - intermediate_size) * (up.in_features + int(up.bias is not None)
+                                                          + down.out_features)
+    embedding = teacher.get_input_embeddings()
+    rows, width = embedding.weight.shape
+    rows = vocab_size or rows
+    if embedding_rank:
+        words = embedding_rank * (rows + width) + ((exact_rows + 1) * width if exact_rows else 0)
+    else:
+        words = rows * width
+    return total - sum(p.numel() for p in embedding.parameters()) + words
 
 
 def build_student(

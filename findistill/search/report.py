@@ -18,11 +18,15 @@ from findistill.search.study import Objective
 
 RUN_ID_ATTR = "mlflow_run_id"
 FAIL_ATTR = "fail_reason"
+#: a parameter budget's work on a trial: the values it filled ({name: value}) and the student's parameter count
+FILLED_ATTR = "budget_filled"
+STUDENT_PARAMS_ATTR = "student_params"
 
 
 def trials_frame(study: optuna.Study, objectives: Sequence[Objective]) -> pd.DataFrame:
-    """One row per trial: number, state, the objective values (named by objective), the parameters,
-    seconds, MLflow run id and why it failed or was pruned."""
+    """One row per trial: number, state, the objective values (named by objective), the parameters (with
+    those a budget filled, and the student's parameter count under one), seconds, MLflow run id and why it
+    failed or was pruned."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
@@ -33,6 +37,9 @@ def trials_frame(study: optuna.Study, objectives: Sequence[Objective]) -> pd.Dat
             row["f1"] = None
             row["pruned_at_epoch"] = last
         row.update(trial.params)
+        row.update(trial.user_attrs.get(FILLED_ATTR, {}))
+        if STUDENT_PARAMS_ATTR in trial.user_attrs:
+            row[STUDENT_PARAMS_ATTR] = trial.user_attrs[STUDENT_PARAMS_ATTR]
         duration = trial.duration.total_seconds() if trial.duration else None
         row.update(seconds=duration, run_id=trial.user_attrs.get(RUN_ID_ATTR, ""),
                    note=trial.user_attrs.get(FAIL_ATTR, ""))

@@ -2,7 +2,7 @@
 trial runs, and sampled by an Optuna trial (define-by-run, so conditional parameters are sampled
 only where they matter).
 
-The file has up to three sections::
+The file has up to four sections::
 
     parameters:                  # searched, one distribution each
       temperature:    {type: float, low: 1.0, high: 8.0, log: true}
@@ -12,6 +12,9 @@ The file has up to three sections::
       epochs: 3
     retrain:                     # overrides for retraining the chosen trials with the full budget
       epochs: 6
+    budget:                      # students under a parameter cap (findistill.search.budget)
+      max_params: 0.30
+      fill: intermediate_size
 
 A distribution: ``type`` float / int (``low``, ``high``, optional ``log`` or ``step``) or
 categorical (``choices``: strings, numbers or booleans). A parameter listed in
@@ -31,9 +34,12 @@ from typing import Any
 import yaml
 
 from findistill.config import ConfigError
+from findistill.search.budget import Budget, parse_budget
 
 KINDS = ("float", "int", "categorical")
-SECTIONS = ("parameters", "fixed", "retrain")
+SECTIONS = ("parameters", "fixed", "retrain", "budget")
+#: the sections that map parameter names to distributions or values
+VALUE_SECTIONS = SECTIONS[:3]
 _KEYS = {"float": {"type", "low", "high", "log", "step"}, "int": {"type", "low", "high", "log", "step"},
          "categorical": {"type", "choices"}}
 
@@ -91,6 +97,7 @@ class SearchSpace:
     fixed: dict[str, Any] = field(default_factory=dict)
     retrain: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    budget: Budget | None = None
 
     def names(self) -> list[str]:
         return [d.name for d in self.dimensions]
@@ -111,6 +118,8 @@ class SearchSpace:
     def describe(self) -> str:
         lines = [f"  {d.name}: {d.describe()}" for d in self.dimensions]
         lines += [f"  {k} = {v} (fixed)" for k, v in self.fixed.items()]
+        if self.budget is not None:
+            lines.append(self.budget.describe())
         return "\n".join(lines)
 
 
@@ -189,7 +198,9 @@ def parse_space(payload: Any, source: str, *, allowed: Iterable[str],
 
     ``allowed``: the parameter names a trial may set. ``check(values)``: the stage's verdict on a
     set of parameter values (None when it accepts them, else the reason); every range end and
-    every choice is checked together with the fixed values, and the fixed and retrain values too.
+    every choice is checked together with the fixed values, and the fixed and retrain values too;
+    a value is refused only when neither alone nor beside the lowest or the highest values of the
+    other searched parameters it is accepted.
     """
     problems: list[str] = []
     allowed = set(allowed)
@@ -199,7 +210,7 @@ def parse_space(payload: Any, source: str, *, allowed: Iterable[str],
     for key in sorted(set(payload) - set(SECTIONS)):
         problems.append(f"{key}: unknown section (expected {', '.join(SECTIONS)})")
     sections: dict[str, dict[str, Any]] = {}
-    for section in SECTIONS:
+    for section in VALUE_SECTIONS:
         content = payload.get(section) or {}
         if not isinstance(content, Mapping):
             problems.append(f"{section}: expected a mapping of parameter names, got {content!r}")
@@ -211,6 +222,10 @@ def parse_space(payload: Any, source: str, *, allowed: Iterable[str],
         problems.append("parameters: nothing to search (give at least one parameter with a distribution)")
     both = sorted(set(sections["parameters"]) & set(sections["fixed"]))
     problems += [f"fixed.{name}: also under 'parameters'; keep one of the two" for name in both]
+    budget = parse_budget(payload.get("budget"), problems)
+    if budget is not None and budget.fill:
+        problems += [f"{section}.{budget.fill}: the budget fills it (budget.fill); leave it out of '{section}'"
+                     for section in VALUE_SECTIONS if budget.fill in sections[section]]
     dimensions = []
     for name, spec in sections["parameters"].items():
         if name in allowed:
@@ -224,13 +239,23 @@ def parse_space(payload: Any, source: str, *, allowed: Iterable[str],
             if isinstance(value, (Mapping, list)):
                 problems.append(f"{section}.{name}: expected a single value, got {value!r}")
     if not problems:
+        # a value is rejected when the stage refuses it alone and beside the lowest and the highest values of
+        # the other searched parameters (a fixed frequency weighting needs the searched rank); the value a
+        # budget fills stands in for each trial's
+        filled = {budget.fill: budget.multiple_of} if budget is not None and budget.fill else {}
+        contexts = [filled] + [{**{d.name: d.probes()[end] for d in dimensions}, **filled} for end in (0, -1)]
+
+        def verdict(values: dict[str, Any]) -> str | None:
+            reasons = [check({**context, **values}) for context in contexts]
+            return reasons[0] if all(reasons) else None
+
         for section, values in (("fixed", fixed), ("retrain", {**fixed, **retrain})):
-            reason = check(values)
+            reason = verdict(values)
             if reason:
                 problems.append(f"{section}: {reason}")
         for dim in dimensions:
             for value in dim.probes():
-                reason = check({**fixed, dim.name: value})
+                reason = verdict({**fixed, dim.name: value})
                 if reason:
                     problems.append(f"parameters.{dim.name}: {value!r} is rejected: {reason}")
                     break
@@ -239,7 +264,7 @@ def parse_space(payload: Any, source: str, *, allowed: Iterable[str],
     if problems:
         raise ConfigError(f"search space {source}: {len(problems)} problem(s)\n"
                           + "\n".join(f"  - {p}" for p in problems))
-    return SearchSpace(_ordered(dimensions), fixed, retrain, source)
+    return SearchSpace(_ordered(dimensions), fixed, retrain, source, budget)
 
 
 def load_space(path: str | Path, *, allowed: Iterable[str], check: Callable[[dict[str, Any]], str | None]

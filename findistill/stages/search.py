@@ -35,7 +35,17 @@ from findistill.data.corpus import NerData
 from findistill.data.text import sentence_texts
 from findistill.evaluation.predict import check_label_compatibility
 from findistill.models.loading import load_token_classifier, load_tokenizer, model_labels
-from findistill.search.report import FAIL_ATTR, RUN_ID_ATTR, importances, markdown_table, trials_frame, write_plots
+from findistill.search.budget import fit_student
+from findistill.search.report import (
+    FAIL_ATTR,
+    FILLED_ATTR,
+    RUN_ID_ATTR,
+    STUDENT_PARAMS_ATTR,
+    importances,
+    markdown_table,
+    trials_frame,
+    write_plots,
+)
 from findistill.search.space import SearchSpace, load_space
 from findistill.search.study import (
     PRUNERS,
@@ -162,6 +172,10 @@ def load_search_space(path: str) -> SearchSpace:
     names = set(space.names()) | set(space.fixed)
     if "tokenizer" in names and "vocab_method" in names:
         raise ConfigError(f"search space {path}: give either 'tokenizer' or 'vocab_method', not both")
+    if space.budget is not None and ("student_init" in space.names()
+                                     or str(space.fixed.get("student_init", "teacher")) != "teacher"):
+        raise ConfigError(f"search space {path}: a budget counts students cut from the teacher; leave "
+                          "student_init at 'teacher'")
     return space
 
 
@@ -191,6 +205,7 @@ class TrialRunner:
         self.teacher_dir = localize_model(config.teacher)
         self.work = Path(".findistill") / "search" / study_name
         self._teacher_tokenizer = None
+        self._teacher_model = None
         self._vocab_sentences = None
 
     def tokenizer_for(self, values: dict[str, Any]) -> str | None:
@@ -209,6 +224,32 @@ class TrialRunner:
                                          lambda: sentence_texts(self._vocab_sentences))
         print(f"tokenizer {method} {size}: {'built' if built else 'from the cache'} ({folder})")
         return str(folder)
+
+    def fit_budget(self, trial: optuna.Trial, values: dict[str, Any]) -> dict[str, int]:
+        """The space's budget applied to a trial: returns the value it fills (if any), records it and the
+        student's parameter count on the trial; a student above the budget prunes the trial before it
+        trains."""
+        budget = self.space.budget
+        if budget is None:
+            return {}
+        if self._teacher_model is None:
+            self._teacher_model = load_token_classifier(self.teacher_dir,
+                                                        trust_remote_code=self.config.trust_remote_code)
+        placeholder = {budget.fill: budget.multiple_of} if budget.fill else {}
+        spec = self.distill_config({**self.space.fixed, **values, **placeholder}, seed=self.config.seed, final=False)
+        rows = 0 if spec.tokenizer == "same" else len(load_tokenizer(spec.tokenizer))
+        sizes = {"n_layers": spec.student_layers, "selection": spec.layer_selection, "vocab_size": rows,
+                 "intermediate_size": spec.intermediate_size, "embedding_rank": spec.embedding_rank,
+                 "exact_rows": spec.embedding_exact_rows}
+        with as_parameters():
+            filled, params, cap = fit_student(budget, self._teacher_model, sizes)
+        trial.set_user_attr(FILLED_ATTR, filled)
+        trial.set_user_attr(STUDENT_PARAMS_ATTR, params)
+        if params > cap:
+            raise optuna.TrialPruned(f"its student has {params:,} parameters, above the budget's {cap:,}")
+        print(f"[search] budget: {', '.join(f'{k}={v}' for k, v in filled.items()) or 'the sampled sizes'}: "
+              f"{params:,} of {cap:,} parameters")
+        return filled
 
     def distill_config(self, values: dict[str, Any], *, seed: int, final: bool,
                        checkpoint_dir: str = "auto") -> distill.Config:
@@ -243,6 +284,7 @@ class TrialRunner:
                              "findistill.search_trial": "true"})
             self.close_dead_worker_run(trial)
             values = self.space.suggest(trial)
+            values.update(self.fit_budget(trial, values))
             # named by the values: a trial whose worker died is queued again with the same values and resumes
             digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
             checkpoints = self.work / f"trial-{digest}"
@@ -344,7 +386,8 @@ def retrain_chosen(runner: TrialRunner, config: Config, chosen: list, objectives
     rows = []
     seeds = [int(s) for s in split_list(config.retrain_seeds)]
     for trial in chosen:
-        values = {**runner.space.fixed, **trial.params, **runner.space.retrain}
+        values = {**runner.space.fixed, **trial.params, **trial.user_attrs.get(FILLED_ATTR, {}),
+                  **runner.space.retrain}
         row: dict[str, Any] = {"trial": trial.number, "params": trial.params,
                                **{f"trial_{o.name}": v for o, v in zip(objectives, trial.values)}, "test_f1": {}}
         for i, seed in enumerate(seeds):

@@ -8,7 +8,13 @@ from tiny_bert import bert_classifier
 
 from findistill.config import ValueProblem
 from findistill.costs.size import count_parameters
-from findistill.models.factorised import RANK_KEY, FactorisedEmbedding, factorise_embeddings, svd_factors
+from findistill.models.factorised import (
+    EXACT_ROWS_KEY,
+    RANK_KEY,
+    FactorisedEmbedding,
+    factorise_embeddings,
+    svd_factors,
+)
 from findistill.models.loading import load_token_classifier
 
 
@@ -67,13 +73,44 @@ def test_a_factorised_student_saves_and_loads_with_fewer_parameters(tmp_path):
     assert torch.equal(relabelled.get_input_embeddings().embed.weight, loaded.get_input_embeddings().embed.weight)
 
 
-def test_a_rank_beyond_the_matrix_or_a_second_factorisation_is_refused():
+def test_a_rank_beyond_the_matrix_or_not_below_the_current_one_is_refused():
     model = bert_classifier(layers=1, width=32, vocab=64)
     with pytest.raises(ValueProblem, match="embedding_rank.*1..32"):
         factorise_embeddings(model, 33)
     factorise_embeddings(model, 8)
-    with pytest.raises(ValueProblem, match="already factorised"):
-        factorise_embeddings(model, 4)
+    for rank in (8, 12):
+        with pytest.raises(ValueProblem, match="already factorised at rank 8.*lower rank.*got " + str(rank)):
+            factorise_embeddings(model, rank)
+
+
+def test_factorised_embeddings_are_factorised_further_from_the_matrix_they_stand_for(tmp_path):
+    model = bert_classifier(layers=1, width=32, vocab=300)
+    factorise_embeddings(model, 8)
+    with torch.no_grad():  # a trained student's factors: no longer the SVD's own
+        model.get_input_embeddings().embed.weight.mul_(torch.linspace(0.5, 2.0, 8))
+    current = model.get_input_embeddings().weight.detach().clone()
+    report = factorise_embeddings(model, 3, torch.ones(300))
+    assert report["embedding_params_before"] == 8 * (300 + 32) and report["embedding_params_after"] == 3 * (300 + 32)
+    module = model.get_input_embeddings()
+    assert module.rank == 3 and getattr(model.config, RANK_KEY) == 3
+    # the best rank-3 approximation of the rank-8 matrix: its error is that of the singular values dropped
+    singular = torch.linalg.svdvals(current.double())
+    assert torch.linalg.norm(current - module.weight.detach()) == pytest.approx(
+        float(singular[3:].pow(2).sum().sqrt()), rel=1e-4)
+    assert report["embedding_svd_error"] == pytest.approx(float(singular[3:].norm() / singular.norm()), rel=1e-4)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    inputs = _ids(300)
+    with torch.no_grad():
+        assert torch.equal(load_token_classifier(str(tmp_path))(**inputs).logits, model(**inputs).logits)
+
+    # exact rows kept before and not asked for again: the new factors stand for them too, and the config says so
+    counts = torch.arange(300, dtype=torch.float)
+    factorise_embeddings(model, 2, counts, exact_rows=10)
+    factorise_embeddings(model, 1)
+    assert not hasattr(model.config, EXACT_ROWS_KEY) and model.get_input_embeddings().exact_rows == 0
+    model.save_pretrained(tmp_path / "again", safe_serialization=True)
+    with torch.no_grad():
+        assert torch.equal(load_token_classifier(str(tmp_path / "again"))(**inputs).logits, model(**inputs).logits)
 
 
 def test_frequency_weights_spend_the_rank_on_the_frequent_rows():

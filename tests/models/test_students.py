@@ -14,6 +14,7 @@ from findistill.models.students import (
     map_layers,
     narrow_feed_forward,
     select_layers,
+    student_parameters,
 )
 from findistill.models.words import word_outputs
 
@@ -110,6 +111,34 @@ def test_student_with_a_domain_vocabulary_keeps_covered_words_exact(tiny_classif
     assert student.get_input_embeddings().weight.shape[0] == len(domain) < len(tokenizer)
     same = word_outputs(student.eval(), student_tok, words).logits[0]
     assert np.allclose(same, word_outputs(teacher, tokenizer, words).logits[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("layers, selection, domain, width, rank, exact", [
+    (0, "uniform", False, 0, 0, 0), (1, "uniform", False, 40, 0, 0), (0, "1", True, 0, 8, 0),
+    (1, "first", True, 16, 5, 20), (2, "uniform", False, 64, 32, 0)])
+def test_the_student_parameter_count_is_that_of_the_built_student(tiny_classifier, layers, selection, domain,
+                                                                  width, rank, exact):
+    from findistill.costs.size import count_parameters
+    from findistill.models.factorised import factorise_embeddings
+    from findistill.vocab.build import trim_vocabulary
+
+    teacher, tokenizer = tiny_classifier
+    vocab = None
+    if domain:
+        counts = __import__("collections").Counter("acme lender hired dana in dallas .".split())
+        vocab = trim_vocabulary(tokenizer, counts, 3000).tokenizer
+    student, student_tok, _ = build_student(teacher, tokenizer, n_layers=layers, selection=selection,
+                                            tokenizer=vocab)
+    if width:
+        narrow_feed_forward(student, width)
+    if rank:
+        frequencies = torch.arange(len(student_tok), dtype=torch.float)
+        factorise_embeddings(student, rank, frequencies, exact)
+    predicted = student_parameters(teacher, n_layers=layers, selection=selection,
+                                   vocab_size=len(vocab) if vocab else 0, intermediate_size=width,
+                                   embedding_rank=rank, exact_rows=exact)
+    assert predicted == count_parameters(student)["params_total"]
+    assert (predicted == count_parameters(teacher)["params_total"]) == (not (layers or domain or width or rank))
 
 
 def test_map_layers():

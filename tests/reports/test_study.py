@@ -102,7 +102,7 @@ def test_an_int8_row_quantizes_the_finished_student_of_its_seed(study, monkeypat
         study.variant_params("s2-r64-dapt", refs, 42, args)
 
 
-def test_a_row_with_init_continues_the_finished_student_of_its_seed_without_cutting_it_again(study, monkeypatch):
+def test_a_row_with_init_continues_the_finished_student_of_its_seed_cutting_only_what_differs(study, monkeypatch):
     launched = []
 
     def run_stage(entry, experiment, name, params, *, reuse_only=False, device="auto"):
@@ -134,6 +134,13 @@ def test_a_row_with_init_continues_the_finished_student_of_its_seed_without_cutt
     assert entry == "quantize" and [name for _, name, _ in launched] == \
         ["s3-r96w-f768-hidden-only-s42", "s3-r96w-f768-two-step-s42"]
     assert launched[1][2]["student_init"] == "runs:/first-step/model"
+
+    # a row narrower than the student it starts from cuts that student further, and only where it differs
+    launched.clear()
+    entry, params = study.variant_stage("s6-r48w-f320-pruned-hidden", refs, 42, args)
+    assert [name for _, name, _ in launched] == ["s6-r96w-hidden-s42"] and "intermediate_size" not in launched[0][2]
+    assert (params["embedding_rank"], params["intermediate_size"], params["student_init"]) == \
+        ("48", "320", "runs:/first-step/model")
 
 
 def test_the_target_is_met_only_over_the_seeds_it_asks_for(study):

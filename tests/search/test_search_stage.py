@@ -156,3 +156,56 @@ def test_a_teacher_whose_labels_do_not_fit_the_data_is_refused_before_any_run(ml
                      "--storage", config.storage]) == 2
     assert "FUND" in capsys.readouterr().err
     assert MlflowClient().search_runs(["0"]) == []
+
+
+BUDGET_SPACE = """
+parameters:
+  student_layers: {type: int, low: 1, high: 2}
+fixed:
+  epochs: 1
+  batch_size: 8
+  embedding_weights: frequency
+retrain:
+  epochs: 1
+budget: {max_params: 0.3, fill: embedding_rank, multiple_of: 2}
+"""
+
+
+def test_a_budget_fills_each_trial_s_rank_and_the_retrained_student_keeps_it(mlflow_store, tmp_path, tiny_teacher):
+    space = tmp_path / "budget.yaml"
+    space.write_text(BUDGET_SPACE)
+    config = search.Config(teacher=tiny_teacher, space=str(space), max_sentences=24, n_trials=2, retrain="true",
+                           retrain_top=1, storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="budget",
+                           sampler="random")
+    parent = search.run(config)
+    study = optuna.load_study(study_name="budget", storage=make_storage(config.storage))
+    client = MlflowClient()
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        rank = trial.user_attrs["budget_filled"]["embedding_rank"]
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert rank > 0 and rank % 2 == 0 and run.data.params["embedding_rank"] == str(rank)
+        # the count the budget predicted is the trained student's, and it is under the cap
+        assert run.data.metrics["params_total"] == trial.user_attrs["student_params"]
+    [retrained] = [r for r in client.search_runs([client.get_run(parent).info.experiment_id])
+                   if r.data.tags.get("findistill.search_retrain") == "true"]
+    best = study.best_trial
+    assert retrained.data.params["embedding_rank"] == str(best.user_attrs["budget_filled"]["embedding_rank"])
+    header = open(client.download_artifacts(parent, "search/trials.csv", str(tmp_path))).readline()
+    assert {"embedding_rank", "student_params"} <= set(header.strip().split(","))
+
+
+def test_a_trial_whose_student_the_budget_cannot_hold_is_pruned_before_it_trains(tmp_path, tiny_teacher):
+    from findistill.data.splits import load_ner_data
+    from findistill.search.study import OBJECTIVES
+
+    space = tmp_path / "budget.yaml"
+    space.write_text(BUDGET_SPACE.replace("fill: embedding_rank, multiple_of: 2", "").replace(
+        "  embedding_weights: frequency\n", ""))
+    config = search.Config(teacher=tiny_teacher, space=str(space), storage=f"sqlite:///{tmp_path / 'o.db'}")
+    runner = search.TrialRunner(config, search.load_search_space(str(space)), [OBJECTIVES["f1"]],
+                                load_ner_data("sample"), "study")
+    trial = optuna.create_study(direction="maximize").ask()
+    with pytest.raises(optuna.TrialPruned, match=r"its student has [\d,]+ parameters, above the budget's [\d,]+"):
+        runner.fit_budget(trial, {"student_layers": 1})  # the teacher's whole embedding matrix is 95% of it
+    assert trial.user_attrs["budget_filled"] == {} and trial.user_attrs["student_params"] > 0

@@ -35,6 +35,10 @@ def test_the_default_space_is_valid_and_orders_parents_before_the_parameters_the
                           ("hidden_layers", "hidden_weight")):
         assert names.index(parent) < names.index(child)
     assert space.fixed["epochs"] < space.retrain["epochs"]
+    # the budgeted space: its fixed frequency weighting is valid beside the searched ranks
+    budgeted = load_search_space(str(REPO / "configs" / "search-budget.yaml"))
+    assert budgeted.budget.fill == "intermediate_size" and budgeted.fixed["embedding_weights"] == "frequency"
+    assert "embedding_rank" in budgeted.names()
 
 
 def test_each_kind_of_mistake_is_reported_on_its_own_line_naming_the_entry():
@@ -140,3 +144,31 @@ def test_a_built_tokenizer_and_a_vocabulary_built_per_trial_cannot_both_be_given
                     "fixed:\n  tokenizer: runs:/abc/tokenizer\n")
     with pytest.raises(ConfigError, match="either 'tokenizer' or 'vocab_method'"):
         load_search_space(str(path))
+
+
+@pytest.mark.parametrize("budget, problem", [
+    ({"max_params": 1.5}, "budget.max_params: expected a share of the teacher's parameters in (0, 1] or a whole "
+                          "count > 1, got 1.5"),
+    ({"max_params": 0.3, "fill": "student_layers"}, "budget.fill: expected one of intermediate_size, embedding_rank"),
+    ({"max_params": 0.3, "multiple_of": 0}, "budget.multiple_of: expected an integer >= 1, got 0"),
+    ({"max_params": 0.3, "cap": 2}, "budget: unknown key(s) cap"),
+    ({"max_params": 0.3, "fill": "intermediate_size"}, "parameters.intermediate_size: the budget fills it"),
+])
+def test_a_budget_s_mistakes_are_named(budget, problem):
+    payload = {"parameters": {"intermediate_size": {"type": "int", "low": 256, "high": 768},
+                              "temperature": {"type": "float", "low": 1.0, "high": 4.0}},
+               "budget": budget}
+    with pytest.raises(ConfigError) as err:
+        _parse(payload)
+    assert str(err.value).startswith(f"search space space.yaml: {problem}")
+
+
+def test_a_filled_rank_stands_in_for_the_rank_the_fixed_values_need():
+    payload = {"parameters": {"student_layers": {"type": "int", "low": 2, "high": 6}},
+               "fixed": {"embedding_weights": "frequency", "intermediate_size": 512},
+               "budget": {"max_params": 0.3, "fill": "embedding_rank", "multiple_of": 8}}
+    space = _parse(payload)  # frequency weights need a rank: the filled one counts, not the default 0
+    assert space.budget.fill == "embedding_rank" and space.budget.cap(1000) == 300
+    assert "budget: students of at most 30% of the teacher's parameters; embedding_rank filled" in space.describe()
+    with pytest.raises(ConfigError, match="embedding_weights"):
+        _parse({**payload, "budget": {"max_params": 0.3}})  # without the budget's rank, no rank at all
