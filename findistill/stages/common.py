@@ -302,7 +302,7 @@ def make_student(model, tokenizer, spec: StudentParams, seed: int = 0,
     name = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get("mlflow.runName", "")
     mlflow.set_tag("mlflow.runName", f"{name} {label}".strip())
     how = "same tokenizer" if new_tokenizer is None else f"{spec.vocab_transfer} transfer"
-    print(f"student: teacher layers {layers} of {model.config.num_hidden_layers}, vocabulary "
+    print(f"student: layers {layers} of {model.config.num_hidden_layers} kept, vocabulary "
           f"{len(student_tokenizer):,} ({how}){narrowed}{factorised}")
     return student, student_tokenizer
 

@@ -138,6 +138,15 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
         "transfer_data": "none", "hidden_weight": "0",
         "hidden_layers": "uniform"})))
     assert further.data.tags["mlflow.runName"] == "distill s2-same-r8wc-x20-f48"
+    # ... and cut further, it is narrowed and factorised again from what it learned, and named for that
+    cut = mlflow.get_run(distill.run(parse_params(distill.Config, {
+        **params, "student_init": f"runs:/{run.info.run_id}/model", "embedding_rank": "4", "embedding_exact_rows": "0",
+        "intermediate_size": "24", "embedding_weights_text": "none", "transfer_data": "none",
+        "hidden_layers": "uniform"})))
+    smaller = load_token_classifier(localize_model(f"runs:/{cut.info.run_id}/model"))
+    assert cut.data.tags["mlflow.runName"].endswith(" s2-same-r4w-f24")
+    assert smaller.get_input_embeddings().rank == 4 and smaller.config.intermediate_size == 24
+    assert cut.data.metrics["params_total"] < run.data.metrics["params_total"]
     # the teachers' outputs on the same sentences are cached once, beside the checkpoints, for any later run
     assert "computed and stored" in capsys.readouterr().out
     distill.run(parse_params(distill.Config, {**params, "student_layers": "1", "hidden_layers": "uniform"}))
