@@ -295,6 +295,12 @@ VARIANTS: dict[str, Variant] = {
                                           "ceiling (s6-r96w-hidden), KD + hidden MSE + Reuters x1", 6, rank=48,
                                           ffn=320, params=HIDDEN_UNIFORM, init="s6-r96w-hidden",
                                           baseline="s6-r48w-f320-hidden", lever="capacity"),
+    # its control for training steps: the six narrow layers cut from the teacher and trained for 12 epochs, the
+    # epochs of the ceiling and of the cut row together
+    "s6-r48w-f320-hidden-e12": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters x1, "
+                                       "12 epochs (patience 3)", 6, rank=48, ffn=320,
+                                       params={**HIDDEN_UNIFORM, "epochs": "12", "patience": "3"},
+                                       baseline="s6-r48w-f320-hidden", lever="budget"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -398,7 +404,8 @@ SELECTIONS = {
                    "s3-r96w-f768-hidden-t1,s3-r96w-f768-hidden-t4,s3-r46w-x4000-f768-hidden,"
                    "s3-r46w-x4000-f768-hidden-int8,s3-f768-hidden,s3-r96w-hidden,s6-r96w-hidden,"
                    "s3-r96wc-f768-hidden,s3-cov20k-r145wc-f768-hidden,s6-r48w-f320-hidden,"
-                   "s6-r48w-f320-hidden-int8,s6-r48w-f320-pruned-hidden,s6-r48w-f320-pruned-hidden-int8",
+                   "s6-r48w-f320-hidden-int8,s6-r48w-f320-pruned-hidden,s6-r48w-f320-pruned-hidden-int8,"
+                   "s6-r48w-f320-hidden-e12",
 }
 
 
