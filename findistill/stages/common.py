@@ -80,7 +80,8 @@ class StudentParams:
     (``same``, or a domain tokenizer such as ``runs:/<id>/tokenizer`` whose embeddings are built by
     ``vocab_transfer``: fvt, pvt or random). ``embedding_rank`` r > 0 factorises the word embeddings
     into vocabulary x r and r x hidden from their truncated SVD (ALBERT-style; after the vocabulary
-    transfer, so it combines with a domain tokenizer); ``embedding_weights`` ``frequency`` chooses the
+    transfer, so it combines with a domain tokenizer; a model already factorised at a higher rank is
+    factorised again); ``embedding_weights`` ``frequency`` chooses the
     factors' subspace by how often each token occurs in the stage's training text instead of
     ``uniform``ly over the vocabulary, with ``embedding_weights_text`` (a text corpus: file, folder or
     dataset) counted as well; ``embedding_exact_rows`` K > 0 (with ``frequency``) keeps the
