@@ -97,7 +97,7 @@ def fit_student(budget: Budget, teacher: PreTrainedModel, sizes: dict[str, Any])
     (depth, selection, vocabulary rows, width, rank, exact rows). Returns ``{fill: value}`` (``{}``
     without ``fill``; ``multiple_of`` when no value fits), the student's parameter count with it, and
     the cap: a count above the cap means the trial cannot meet the budget."""
-    cap = budget.cap(student_parameters(teacher))
+    cap = budget.cap(student_parameters(teacher))  # with no cut: the teacher's own count
     filled: dict[str, int] = {}
     if budget.fill:
         if budget.fill == "intermediate_size":

@@ -172,3 +172,12 @@ def test_a_filled_rank_stands_in_for_the_rank_the_fixed_values_need():
     assert "budget: students of at most 30% of the teacher's parameters; embedding_rank filled" in space.describe()
     with pytest.raises(ConfigError, match="embedding_weights"):
         _parse({**payload, "budget": {"max_params": 0.3}})  # without the budget's rank, no rank at all
+
+
+def test_a_budget_for_students_not_cut_from_the_teacher_is_refused(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"parameters": {"temperature": {"type": "float", "low": 1.0, "high": 4.0}},
+                                    "fixed": {"student_init": "packaged:all-MiniLM-L6-v2"},
+                                    "budget": {"max_params": 0.3}}))
+    with pytest.raises(ConfigError, match="a budget counts students cut from the teacher; leave student_init"):
+        load_search_space(str(path))
