@@ -117,6 +117,11 @@ def token_frequencies(tokenizer, texts: Iterable[Sequence[str] | str], size: int
     return counts
 
 
+def factorised_parameters(vocab: int, width: int, rank: int, exact_rows: int = 0) -> int:
+    """Parameters of a :class:`FactorisedEmbedding`: ``r*(V+H)``, plus ``(K+1)*H`` with ``exact_rows`` K > 0."""
+    return rank * (vocab + width) + ((exact_rows + 1) * width if exact_rows else 0)
+
+
 def exact_rows_at_equal_parameters(vocab: int, width: int, rank: int, exact_rows: int) -> int:
     """The rank that, with ``exact_rows`` exact rows, uses no more embedding parameters than ``rank`` alone
     (``r*(V+H) + (K+1)*H <= rank*(V+H)``, the exact table's zero row included); 0 when the exact rows alone
@@ -168,13 +173,12 @@ def factorise_embeddings(model: PreTrainedModel, rank: int, row_weights: torch.T
         error = float((matrix.double() - factorised.weight.double()).norm() / matrix.double().norm())
     model.set_input_embeddings(factorised.to(matrix.device))
     setattr(model.config, RANK_KEY, rank)
-    exact_params = (exact_rows + 1) * width if exact_rows else 0
     if exact_rows:
         setattr(model.config, EXACT_ROWS_KEY, exact_rows)
     elif hasattr(model.config, EXACT_ROWS_KEY):  # factorised further without the exact rows it had
         delattr(model.config, EXACT_ROWS_KEY)
     result = {"embedding_rank": rank, "embedding_svd_error": error, "embedding_params_before": before,
-              "embedding_params_after": rank * (vocab + width) + exact_params}
+              "embedding_params_after": factorised_parameters(vocab, width, rank, exact_rows)}
     if row_weights is not None:
         result["embedding_weighted_error"] = truncation_error(singular, rank)
     return result

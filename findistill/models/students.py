@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from findistill.config import ConfigError, ValueProblem
+from findistill.models.factorised import factorised_parameters
 from findistill.models.vocab_transfer import TRANSFER_METHODS, transfer_model
 
 #: named layer selections; anything else must be an explicit comma-separated list of 0-based indices
@@ -189,10 +190,7 @@ def student_parameters(teacher: PreTrainedModel, *, n_layers: int = 0, selection
     embedding = teacher.get_input_embeddings()
     rows, width = embedding.weight.shape
     rows = vocab_size or rows
-    if embedding_rank:
-        words = embedding_rank * (rows + width) + ((exact_rows + 1) * width if exact_rows else 0)
-    else:
-        words = rows * width
+    words = factorised_parameters(rows, width, embedding_rank, exact_rows) if embedding_rank else rows * width
     return total - sum(p.numel() for p in embedding.parameters()) + words
 
 
