@@ -90,6 +90,8 @@ HIDDEN_ONLY = {"kd_weight": "0", "ce_weight": "0", "hidden_weight": "1", "hidden
 #: the best 3-layer student's training (weighted rank-96 embeddings, Reuters x1) with the hidden-state loss
 #: beside the logits' on that map, at weight 1
 HIDDEN_UNIFORM = {**REUTERS_X, "embedding_weights": "frequency", "hidden_weight": "1", "hidden_layers": "uniform"}
+#: one more epoch of a trained student at the same loss (its embeddings and widths are kept as they are)
+QAT_EPOCH = {**REUTERS_X, "hidden_weight": "1", "hidden_layers": "uniform", "epochs": "1"}
 VARIANTS: dict[str, Variant] = {
     # references: the plain domain-vocabulary KD student, and the same depth with the teacher's vocabulary
     "s2-dom8k-kd": Variant("2 layers, domain vocabulary 8k (trim), KD", 2, "trim8k"),
@@ -301,6 +303,17 @@ VARIANTS: dict[str, Variant] = {
                                        "12 epochs (patience 3)", 6, rank=48, ffn=320,
                                        params={**HIDDEN_UNIFORM, "epochs": "12", "patience": "3"},
                                        baseline="s6-r48w-f320-hidden", lever="budget"),
+    # quantization-aware training: the 12-epoch student trained one more epoch with the rounding of its int8 model,
+    # and its control, the same epoch without it
+    "s6-r48w-f320-hidden-e12-qat": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 epoch of "
+                                           "quantization-aware training (KD + hidden MSE + Reuters x1)", 6, rank=48,
+                                           ffn=320, params={**QAT_EPOCH, "quant_aware": "true"},
+                                           init="s6-r48w-f320-hidden-e12", baseline="s6-r48w-f320-hidden-e12-ft",
+                                           lever="qat"),
+    "s6-r48w-f320-hidden-e12-ft": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 more epoch "
+                                          "(KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320, params=QAT_EPOCH,
+                                          init="s6-r48w-f320-hidden-e12", baseline="s6-r48w-f320-hidden-e12",
+                                          lever="budget"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -371,6 +384,17 @@ VARIANTS: dict[str, Variant] = {
                                                "ceiling, KD + hidden MSE + Reuters x1, ONNX Runtime int8", 6, rank=48,
                                                ffn=320, baseline="s6-r48w-f320-pruned-hidden", lever="int8",
                                                quantize="onnx-int8"),
+    "s6-r48w-f320-hidden-e12-int8": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters "
+                                            "x1, 12 epochs (patience 3), ONNX Runtime int8", 6, rank=48, ffn=320,
+                                            baseline="s6-r48w-f320-hidden-e12", lever="int8", quantize="onnx-int8"),
+    "s6-r48w-f320-hidden-e12-qat-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 "
+                                                "epoch of quantization-aware training, ONNX Runtime int8", 6, rank=48,
+                                                ffn=320, baseline="s6-r48w-f320-hidden-e12-qat", lever="int8",
+                                                quantize="onnx-int8"),
+    "s6-r48w-f320-hidden-e12-ft-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 more "
+                                               "epoch, ONNX Runtime int8", 6, rank=48, ffn=320,
+                                               baseline="s6-r48w-f320-hidden-e12-ft", lever="int8",
+                                               quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -405,7 +429,9 @@ SELECTIONS = {
                    "s3-r46w-x4000-f768-hidden-int8,s3-f768-hidden,s3-r96w-hidden,s6-r96w-hidden,"
                    "s3-r96wc-f768-hidden,s3-cov20k-r145wc-f768-hidden,s6-r48w-f320-hidden,"
                    "s6-r48w-f320-hidden-int8,s6-r48w-f320-pruned-hidden,s6-r48w-f320-pruned-hidden-int8,"
-                   "s6-r48w-f320-hidden-e12",
+                   "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8",
+    "qat": "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8,s6-r48w-f320-hidden-e12-ft,"
+           "s6-r48w-f320-hidden-e12-ft-int8,s6-r48w-f320-hidden-e12-qat,s6-r48w-f320-hidden-e12-qat-int8",
 }
 
 

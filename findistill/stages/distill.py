@@ -38,6 +38,7 @@ from findistill.stages.common import (
 from findistill.tracking.runs import localize, localize_model, log_metrics, stage_run
 from findistill.training.distill import LossSettings, distill_student, teacher_targets
 from findistill.training.kd_losses import HIDDEN_LOSSES, POOLINGS
+from findistill.training.qat import QuantScheme
 from findistill.training.transfer_sets import (
     entity_choice,
     entity_word_counts,
@@ -69,7 +70,11 @@ class Config(TrainingStageParams):
     in which the (first) teacher tags the most words as entities out of ``transfer_pool`` times as many
     drawn (``transfer_entity_share`` of them; the others are a random sample of the pool). Cached teacher
     outputs are kept in ``teacher_cache`` (``auto``: beside the checkpoints,
-    ``.findistill/teacher-outputs``, shared by every run on the same sentences).
+    ``.findistill/teacher-outputs``, shared by every run on the same sentences). ``quant_aware`` trains
+    (and selects the best epoch) with the rounding of the student's ONNX Runtime int8 model
+    (``quantize -P variants=onnx-int8`` with ``per_channel=quant_per_channel`` and
+    ``reduce_range=quant_reduce_range``): quantization-aware training; the logged student keeps float32
+    weights, to be quantized by that stage.
     """
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("teacher",)  # declared without a default in MLproject
@@ -93,6 +98,9 @@ class Config(TrainingStageParams):
     transfer_entity_share: float = 1.0
     text_field: str = "text"
     teacher_cache: str = "auto"
+    quant_aware: bool = False
+    quant_per_channel: bool = True
+    quant_reduce_range: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -264,6 +272,11 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             mlflow.set_tag("findistill.ensemble_size", str(len(config.teachers)))
             print(f"ensemble teacher: the mean of {len(config.teachers)} teachers' word logits")
         mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
+        if config.quant_aware:
+            scales = "a scale per output unit" if config.quant_per_channel else "a scale per matrix"
+            bits = 7 if config.quant_reduce_range else 8
+            print(f"quantization-aware training: {bits}-bit weights ({scales}) and uint8 inputs simulated")
+            mlflow.set_tag("findistill.quant_aware", "onnx-int8")
         if transfer:
             print(f"transfer set: {len(transfer)} sentences from {config.transfer_data} (teacher labels only)")
         summary = distill_student(
@@ -271,6 +284,8 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             labels, config.settings(), losses, checkpoints, transfer=transfer, extra_teachers=members,
             teacher_cache=teacher_cache_dir(config, checkpoints), cache_teacher=config.cache_teacher,
             device=device, on_epoch=lambda metrics, epoch: _epoch_done(metrics, epoch, on_epoch),
+            quant_scheme=QuantScheme(config.quant_per_channel, config.quant_reduce_range)
+            if config.quant_aware else None,
         )
         del teacher, source, members
         finish_training(student, student_tokenizer, data, config, summary, checkpoints, device, role="student")

@@ -52,6 +52,7 @@ from findistill.training.kd_losses import (
     word_ce_loss,
     words_present,
 )
+from findistill.training.qat import QuantScheme, attach_fake_quant, detach_fake_quant
 from findistill.training.trainer import (
     TrainSettings,
     WordLevelTrainer,
@@ -420,6 +421,7 @@ def distill_student(
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
     resume: bool = True,
     progress: bool = True,
+    quant_scheme: QuantScheme | None = None,
 ) -> dict[str, Any]:
     """Train ``student`` against ``teacher`` on ``train`` (gold labels) plus ``transfer`` (teacher only).
 
@@ -429,7 +431,9 @@ def distill_student(
     targets stay ``teacher``'s. Cached teacher outputs go to ``teacher_cache`` (default ``output_dir``),
     where runs of other students on the same sentences find them. Early stopping and the best epoch use
     the student's validation entity F1, as in fine-tuning; an interrupted run resumes from the last
-    checkpoint in ``output_dir``. Returns the :func:`findistill.training.trainer.fit` summary plus
+    checkpoint in ``output_dir``. With ``quant_scheme``, the student trains and is validated with the
+    rounding of its ONNX Runtime int8 model (:mod:`findistill.training.qat`) and is returned with its
+    plain float forward passes. Returns the :func:`findistill.training.trainer.fit` summary plus
     ``teacher_seconds`` (time spent computing the cached teacher outputs) and example counts.
     """
     if losses.attention_weight > 0 and cache_teacher:
@@ -449,6 +453,8 @@ def distill_student(
         for model in (student, teacher):
             model.set_attn_implementation("eager")
         without_attention_dropout(student)
+    if quant_scheme is not None:  # before the projections: they serve the loss and are not exported
+        attach_fake_quant(student, quant_scheme)
     if losses.hidden_weight > 0:
         attach_projections(student, teacher.config.hidden_size, len(losses.layer_map), settings.seed)
     started = time.perf_counter()
@@ -479,7 +485,10 @@ def distill_student(
         teacher=None if cache_teacher else teacher,
         loss_settings=losses,
     )
-    summary = fit(trainer, output_dir, resume=resume)
+    try:
+        summary = fit(trainer, output_dir, resume=resume)
+    finally:
+        detach_fake_quant(student)
     detach_projections(student)
     summary.update(teacher_seconds=teacher_seconds, train_examples=len(examples), transfer_sentences=len(transfer))
     return summary

@@ -160,3 +160,25 @@ def _save(model, tokenizer, folder):
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def test_quantization_aware_distillation_logs_a_float_student_tagged_for_its_int8_model(mlflow_store, tmp_path,
+                                                                                       tiny_classifier, capsys):
+    import mlflow
+
+    from findistill.config import parse_params
+    from findistill.models.loading import load_token_classifier
+    from findistill.stages import distill
+    from findistill.tracking.runs import localize_model
+
+    model, tokenizer = tiny_classifier
+    teacher = _save(model, tokenizer, tmp_path / "teacher")
+    run = mlflow.get_run(distill.run(parse_params(distill.Config, {
+        "teacher": str(teacher), "data": "sample", "max_sentences": "24", "epochs": "1", "batch_size": "8",
+        "max_length": "64", "student_layers": "1", "quant_aware": "true", "quant_per_channel": "false",
+        "quant_reduce_range": "true", "measure_resources": "false"})))
+    assert run.info.status == "FINISHED" and run.data.tags["findistill.quant_aware"] == "onnx-int8"
+    assert run.data.params["quant_aware"] == "True" and run.data.params["quant_reduce_range"] == "True"
+    assert "7-bit weights (a scale per matrix) and uint8 inputs simulated" in capsys.readouterr().out
+    student = load_token_classifier(localize_model(f"runs:/{run.info.run_id}/model"))
+    assert student.config.num_hidden_layers == 1 and "val_f1" in run.data.metrics
