@@ -68,7 +68,8 @@ class Variant:
     the ``quantize`` stage instead of trained. With ``init`` (another variant) the row is trained further
     from that variant's finished student of the same seed (``student_init``), whose depth and vocabulary it
     keeps; a ``rank`` or ``ffn`` below that student's cuts it further (its factors factorised again, its
-    feed-forward blocks narrowed to their largest units), equal ones keep it as it is."""
+    feed-forward blocks narrowed to their largest units), equal ones keep it as it is. ``versus`` names
+    other variants the report compares it with as well, as with its baseline."""
 
     description: str
     layers: int
@@ -82,6 +83,7 @@ class Variant:
     lever: str = ""
     quantize: str = ""
     init: str = ""
+    versus: tuple[str, ...] = ()
 
 
 REUTERS_X = {"transfer_data": str(REUTERS), "transfer_ratio": "1"}
@@ -390,7 +392,8 @@ VARIANTS: dict[str, Variant] = {
     "s6-r48w-f320-hidden-e12-qat-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 "
                                                 "epoch of quantization-aware training, ONNX Runtime int8", 6, rank=48,
                                                 ffn=320, baseline="s6-r48w-f320-hidden-e12-qat", lever="int8",
-                                                quantize="onnx-int8"),
+                                                quantize="onnx-int8", versus=("s6-r48w-f320-hidden-e12-ft-int8",
+                                                                              "s6-r48w-f320-hidden-e12-int8")),
     "s6-r48w-f320-hidden-e12-ft-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 more "
                                                "epoch, ONNX Runtime int8", 6, rank=48, ffn=320,
                                                baseline="s6-r48w-f320-hidden-e12-ft", lever="int8",
@@ -768,21 +771,29 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
 
 
 def compare(result: dict) -> None:
-    """Each variant against its baseline on the seeds both have: mean gain, paired t-test, paired bootstrap."""
+    """Each variant against its baseline (``vs_baseline``) and the variants it names in ``versus``
+    (``vs_others``) on the seeds both have: mean gain, paired t-test, paired bootstrap."""
     counts = result.pop("_counts")
     for key, row in result["variants"].items():
-        base = row["baseline"]
-        if not base or base not in result["variants"]:
-            continue
-        seeds = sorted(set(row["test_f1"]) & set(result["variants"][base]["test_f1"]))
-        if not seeds:
-            continue
-        a = [row["test_f1"][s] for s in seeds]
-        b = [result["variants"][base]["test_f1"][s] for s in seeds]
-        row["vs_baseline"] = {"seeds": seeds, "gain": float(np.mean(a) - np.mean(b)), "t_p": paired_t(a, b),
-                              "val_gain": validation_gain(key, base, result["variants"], seeds),
-                              "bootstrap": paired_bootstrap([counts[key][s] for s in seeds],
-                                                            [counts[base][s] for s in seeds])}
+        if (cmp := paired_comparison(key, row["baseline"], result["variants"], counts)) is not None:
+            row["vs_baseline"] = cmp
+        others = {other: paired_comparison(key, other, result["variants"], counts) for other in VARIANTS[key].versus}
+        if others := {other: cmp for other, cmp in others.items() if cmp is not None}:
+            row["vs_others"] = others
+
+
+def paired_comparison(key: str, base: str, variants: dict, counts: dict) -> dict | None:
+    """``key`` against ``base`` on the seeds both have (None when ``base`` is empty or has none of them)."""
+    if not base or base not in variants:
+        return None
+    seeds = sorted(set(variants[key]["test_f1"]) & set(variants[base]["test_f1"]))
+    if not seeds:
+        return None
+    a = [variants[key]["test_f1"][s] for s in seeds]
+    b = [variants[base]["test_f1"][s] for s in seeds]
+    return {"seeds": seeds, "gain": float(np.mean(a) - np.mean(b)), "t_p": paired_t(a, b),
+            "val_gain": validation_gain(key, base, variants, seeds),
+            "bootstrap": paired_bootstrap([counts[key][s] for s in seeds], [counts[base][s] for s in seeds])}
 
 
 def validation_gain(key: str, base: str, variants: dict, seeds: list[str]) -> float | None:
@@ -1100,14 +1111,13 @@ def markdown(result: dict, command: str, hours: float) -> str:
               "| bootstrap p |",
               "|---|---|:-:|---:|---:|---:|---|---:|"]
     for key, row in result["variants"].items():
-        cmp = row.get("vs_baseline")
-        if not cmp:
-            continue
-        boot = cmp["bootstrap"]
-        val_gain = "–" if cmp.get("val_gain") is None else f"{100 * cmp['val_gain']:+.2f}"
-        lines.append(f"| `{key}` | `{row['baseline']}` | {','.join(cmp['seeds'])} | {100 * cmp['gain']:+.2f} | "
-                     f"{val_gain} | {_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
-                     f"{boot['p_not_better']:.3f} |")
+        against = {row["baseline"]: row["vs_baseline"]} if row.get("vs_baseline") else {}
+        for base, cmp in {**against, **row.get("vs_others", {})}.items():
+            boot = cmp["bootstrap"]
+            val_gain = "–" if cmp.get("val_gain") is None else f"{100 * cmp['val_gain']:+.2f}"
+            lines.append(f"| `{key}` | `{base}` | {','.join(cmp['seeds'])} | {100 * cmp['gain']:+.2f} | "
+                         f"{val_gain} | {_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
+                         f"{boot['p_not_better']:.3f} |")
     if "breakdown" in result:
         lines += breakdown_section(result)
     if "agreement" in result:

@@ -66,6 +66,7 @@ def test_every_row_of_the_matrix_names_known_variants(study):
         assert not variant.baseline or variant.baseline in study.VARIANTS, key
         assert not variant.quantize or variant.baseline, f"{key}: an inference variant needs the student it is made of"
         assert not variant.init or variant.init in study.VARIANTS, key
+        assert all(other in study.VARIANTS and other != key for other in variant.versus), key
     for name, keys in study.SELECTIONS.items():
         unknown = [k for k in keys.split(",") if k not in study.VARIANTS]
         assert not unknown, (name, unknown)
@@ -187,6 +188,34 @@ def test_the_plot_draws_every_row_and_labels_only_the_front(study, tmp_path, mon
     study.plot(result, tmp_path / "front.png")
     assert (tmp_path / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert labels == ["small", "small"]  # one front label per cost panel; the screen is off the front
+
+
+def test_a_row_is_compared_with_its_baseline_and_with_the_rows_it_names_on_the_seeds_each_pair_shares(study):
+    qat, plain, before = ("s6-r48w-f320-hidden-e12-qat-int8", "s6-r48w-f320-hidden-e12-ft-int8",
+                          "s6-r48w-f320-hidden-e12-int8")
+    assert study.VARIANTS[qat].versus == (plain, before)
+    rng = np.random.default_rng(0)
+    gold = rng.integers(1, 4, size=(200, 1))
+
+    def counts(hit_rate: float) -> np.ndarray:  # [true positives, predicted, gold] per sentence
+        hits = np.minimum(gold, rng.binomial(gold, hit_rate))
+        return np.concatenate([hits, gold, gold], axis=1).astype(float)
+
+    rows = {qat: (0.9, ["42", "1", "2"]), plain: (0.8, ["42", "1"]), before: (0.8, ["42", "1", "2"]),
+            "s6-r48w-f320-hidden-e12-qat": (0.85, ["42", "1", "2"])}
+    result = {"variants": {}, "_counts": {}}
+    for key, (rate, seeds) in rows.items():
+        result["_counts"][key] = {seed: counts(rate) for seed in seeds}
+        result["variants"][key] = {"baseline": study.VARIANTS[key].baseline,
+                                   "test_f1": {s: study.micro_f1(c) for s, c in result["_counts"][key].items()},
+                                   "best_val_f1": {s: None for s in seeds}}
+    study.compare(result)
+    row = result["variants"][qat]
+    assert row["vs_baseline"]["seeds"] == ["1", "2", "42"]  # against the QAT student it was made of
+    assert row["vs_others"][plain]["seeds"] == ["1", "42"]  # the seeds both have
+    assert row["vs_others"][before]["seeds"] == ["1", "2", "42"]
+    assert row["vs_others"][plain]["gain"] > 0.05 and row["vs_others"][plain]["bootstrap"]["p_not_better"] == 0
+    assert "vs_others" not in result["variants"][plain]  # it names none
 
 
 def test_a_validation_gain_is_given_only_between_runs_selected_on_the_same_validation_split(study):
