@@ -61,12 +61,14 @@ def fake_quant_weight(weight: torch.Tensor, scheme: QuantScheme) -> torch.Tensor
 
 def fake_quant_uint8(values: torch.Tensor) -> torch.Tensor:
     """``values`` rounded as uint8 with one scale and zero point from their minimum and maximum, both
-    widened to include 0 (ONNX's DynamicQuantizeLinear, and how tables are stored), and dequantized."""
+    widened to include 0 (ONNX's DynamicQuantizeLinear, and how tables are stored), and dequantized; in
+    float32, returned in ``values``' dtype (bf16 or fp16 under autocast)."""
+    dtype, values = values.dtype, values.float()
     low = values.detach().min().clamp(max=0)
     high = values.detach().max().clamp(min=0)
-    scale = ((high - low) / 255).clamp_min(torch.finfo(torch.float32).tiny).float().reshape(1)
+    scale = ((high - low) / 255).clamp_min(torch.finfo(torch.float32).tiny).reshape(1)
     zero = torch.round(-low / scale).clamp(0, 255).to(torch.int32).reshape(1)
-    return torch.fake_quantize_per_tensor_affine(values, scale, zero, 0, 255)
+    return torch.fake_quantize_per_tensor_affine(values, scale, zero, 0, 255).to(dtype)
 
 
 def _linear_forward(module: nn.Linear, scheme: QuantScheme, quantize_inputs: bool):
