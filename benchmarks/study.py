@@ -305,6 +305,11 @@ VARIANTS: dict[str, Variant] = {
                                        "12 epochs (patience 3)", 6, rank=48, ffn=320,
                                        params={**HIDDEN_UNIFORM, "epochs": "12", "patience": "3"},
                                        baseline="s6-r48w-f320-hidden", lever="budget"),
+    # the same 12 epochs without early stopping: patience 3 can end a run while the learning rate is still high
+    "s6-r48w-f320-hidden-e12-full": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters "
+                                            "x1, 12 epochs, no early stopping", 6, rank=48, ffn=320,
+                                            params={**HIDDEN_UNIFORM, "epochs": "12", "patience": "12"},
+                                            baseline="s6-r48w-f320-hidden-e12", lever="budget"),
     # quantization-aware training: the 12-epoch student trained one more epoch with the rounding of its int8 model,
     # and its control, the same epoch without it
     "s6-r48w-f320-hidden-e12-qat": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 epoch of "
@@ -433,7 +438,8 @@ SELECTIONS = {
                    "s3-r96wc-f768-hidden,s3-cov20k-r145wc-f768-hidden,s6-r48w-f320-hidden,"
                    "s6-r48w-f320-hidden-int8,s6-r48w-f320-pruned-hidden,s6-r48w-f320-pruned-hidden-int8,"
                    "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8",
-    "qat": "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8,s6-r48w-f320-hidden-e12-ft,"
+    "qat": "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8,s6-r48w-f320-hidden-e12-full,"
+           "s6-r48w-f320-hidden-e12-ft,"
            "s6-r48w-f320-hidden-e12-ft-int8,s6-r48w-f320-hidden-e12-qat,s6-r48w-f320-hidden-e12-qat-int8",
 }
 
