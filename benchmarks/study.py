@@ -394,6 +394,10 @@ VARIANTS: dict[str, Variant] = {
     "s6-r48w-f320-hidden-e12-int8": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters "
                                             "x1, 12 epochs (patience 3), ONNX Runtime int8", 6, rank=48, ffn=320,
                                             baseline="s6-r48w-f320-hidden-e12", lever="int8", quantize="onnx-int8"),
+    "s6-r48w-f320-hidden-e12-full-int8": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + "
+                                                 "Reuters x1, 12 epochs, no early stopping, ONNX Runtime int8", 6,
+                                                 rank=48, ffn=320, baseline="s6-r48w-f320-hidden-e12-full",
+                                                 lever="int8", quantize="onnx-int8"),
     "s6-r48w-f320-hidden-e12-qat-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 "
                                                 "epoch of quantization-aware training, ONNX Runtime int8", 6, rank=48,
                                                 ffn=320, baseline="s6-r48w-f320-hidden-e12-qat", lever="int8",
@@ -439,7 +443,7 @@ SELECTIONS = {
                    "s6-r48w-f320-hidden-int8,s6-r48w-f320-pruned-hidden,s6-r48w-f320-pruned-hidden-int8,"
                    "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8",
     "qat": "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8,s6-r48w-f320-hidden-e12-full,"
-           "s6-r48w-f320-hidden-e12-ft,"
+           "s6-r48w-f320-hidden-e12-full-int8,s6-r48w-f320-hidden-e12-ft,"
            "s6-r48w-f320-hidden-e12-ft-int8,s6-r48w-f320-hidden-e12-qat,s6-r48w-f320-hidden-e12-qat-int8",
 }
 
