@@ -72,7 +72,7 @@ class Config(TrainingStageParams):
     outputs are kept in ``teacher_cache`` (``auto``: beside the checkpoints,
     ``.findistill/teacher-outputs``, shared by every run on the same sentences). ``quant_aware`` trains
     (and selects the best epoch) with the rounding of the student's ONNX Runtime int8 model
-    (``quantize -P variants=onnx-int8`` with ``per_channel=quant_per_channel`` and
+    (``quantize -P variant=onnx-int8`` with ``per_channel=quant_per_channel`` and
     ``reduce_range=quant_reduce_range``): quantization-aware training; the logged student keeps float32
     weights, to be quantized by that stage.
     """

@@ -6,15 +6,16 @@
 matrix, and whose input is quantized to uint8 on the fly: one scale and zero point per tensor, from its
 minimum and maximum (both widened to include 0). Every embedding table (a Gather) is stored as uint8 with
 one scale and zero point per table, from its minimum and maximum; a MatMul fed by a Gather (the
-projection of factorised word embeddings) takes the table's uint8 rows as they are. :func:`attach_fake_quant`
-makes a PyTorch model compute with the same rounding: each such weight, table and input is quantized and
-dequantized in its forward pass, and the logits match ONNX Runtime's int8 model to float precision, except
-with 8-bit weights and a scale per output unit, where ONNX Runtime's integer kernels differ slightly (on
-a random 2-layer model: 0.1% of the logits' range, against 1% for the float model). The gradients go straight through the rounding (the straight-through
-estimator of :func:`torch.fake_quantize_per_tensor_affine`, zero outside the clipping range), so training
-learns weights whose int8 model is as good as their float one. The weights themselves stay float32:
-:func:`detach_fake_quant` restores the plain forward passes, and the model saves, loads and is quantized
-as any other.
+projection of factorised word embeddings) takes the table's uint8 rows as they are.
+
+:func:`attach_fake_quant` makes a PyTorch model compute with the same rounding: each such weight, table
+and input is quantized and dequantized in its forward pass. The logits then match ONNX Runtime's int8
+model to float precision, except with 8-bit weights and a scale per output unit, where ONNX Runtime's
+integer kernels differ slightly (on a random 2-layer model: 0.1% of the logits' range, against 1% for
+the float model). The gradients go straight through the rounding (the straight-through estimator of
+:func:`torch.fake_quantize_per_tensor_affine`, zero outside the clipping range), so training adapts the
+weights to the rounding. The weights themselves stay float32: :func:`detach_fake_quant` restores the
+plain forward passes, and the model saves, loads and is quantized as any other.
 """
 
 from __future__ import annotations
@@ -54,9 +55,8 @@ def fake_quant_weight(weight: torch.Tensor, scheme: QuantScheme) -> torch.Tensor
     if scheme.per_channel:
         zero = torch.zeros_like(scale, dtype=torch.int32)
         return torch.fake_quantize_per_channel_affine(weight, scale, zero, 0, -top, top)
-    return torch.fake_quantize_per_tensor_affine(weight, scale.reshape(1), torch.zeros(1, dtype=torch.int32,
-                                                                                          device=weight.device),
-                                                 -top, top)
+    zero = torch.zeros(1, dtype=torch.int32, device=weight.device)
+    return torch.fake_quantize_per_tensor_affine(weight, scale.reshape(1), zero, -top, top)
 
 
 def fake_quant_uint8(values: torch.Tensor) -> torch.Tensor:
