@@ -272,10 +272,9 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             mlflow.set_tag("findistill.ensemble_size", str(len(config.teachers)))
             print(f"ensemble teacher: the mean of {len(config.teachers)} teachers' word logits")
         mlflow.set_tag("findistill.layer_map", ",".join(f"{s}:{t}" for s, t in losses.layer_map))
-        if config.quant_aware:
-            scales = "a scale per output unit" if config.quant_per_channel else "a scale per matrix"
-            bits = 7 if config.quant_reduce_range else 8
-            print(f"quantization-aware training: {bits}-bit weights ({scales}) and uint8 inputs simulated")
+        scheme = QuantScheme(config.quant_per_channel, config.quant_reduce_range) if config.quant_aware else None
+        if scheme is not None:
+            print(f"quantization-aware training: {scheme.describe()} simulated")
             mlflow.set_tag("findistill.quant_aware", "onnx-int8")
         if transfer:
             print(f"transfer set: {len(transfer)} sentences from {config.transfer_data} (teacher labels only)")
@@ -284,8 +283,7 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             labels, config.settings(), losses, checkpoints, transfer=transfer, extra_teachers=members,
             teacher_cache=teacher_cache_dir(config, checkpoints), cache_teacher=config.cache_teacher,
             device=device, on_epoch=lambda metrics, epoch: _epoch_done(metrics, epoch, on_epoch),
-            quant_scheme=QuantScheme(config.quant_per_channel, config.quant_reduce_range)
-            if config.quant_aware else None,
+            quant_scheme=scheme,
         )
         del teacher, source, members
         finish_training(student, student_tokenizer, data, config, summary, checkpoints, device, role="student")

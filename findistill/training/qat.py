@@ -45,6 +45,11 @@ class QuantScheme:
         """The largest int8 weight (the range is symmetric)."""
         return 64 if self.reduce_range else 127
 
+    def describe(self) -> str:
+        """What the rounding simulates, in words."""
+        scales = "a scale per output unit" if self.per_channel else "a scale per matrix"
+        return f"{7 if self.reduce_range else 8}-bit weights ({scales}) and uint8 inputs"
+
 
 def fake_quant_weight(weight: torch.Tensor, scheme: QuantScheme) -> torch.Tensor:
     """``weight`` (out x in) rounded as a symmetric int8 weight and dequantized: scale max|w| / 127
