@@ -321,6 +321,19 @@ VARIANTS: dict[str, Variant] = {
                                           "(KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320, params=QAT_EPOCH,
                                           init="s6-r48w-f320-hidden-e12", baseline="s6-r48w-f320-hidden-e12",
                                           lever="budget"),
+    # does more training add up: the 12-epoch student trained 12 epochs more from where it ended (the learning rate
+    # warmed up and decayed again, no early stopping), against one 24-epoch schedule from the teacher's cut
+    "s6-r48w-f320-hidden-e12-full-r12": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 12 more "
+                                                "from its student (schedule restarted), KD + hidden MSE + Reuters x1, "
+                                                "no early stopping", 6, rank=48, ffn=320,
+                                                params={**QAT_EPOCH, "epochs": "12", "patience": "12"},
+                                                init="s6-r48w-f320-hidden-e12-full",
+                                                baseline="s6-r48w-f320-hidden-e12-full", lever="budget"),
+    "s6-r48w-f320-hidden-e24": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters x1, "
+                                       "24 epochs, no early stopping", 6, rank=48, ffn=320,
+                                       params={**HIDDEN_UNIFORM, "epochs": "24", "patience": "24"},
+                                       baseline="s6-r48w-f320-hidden-e12-full", lever="budget",
+                                       versus=("s6-r48w-f320-hidden-e12-full-r12",)),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -407,6 +420,16 @@ VARIANTS: dict[str, Variant] = {
                                                "epoch, ONNX Runtime int8", 6, rank=48, ffn=320,
                                                baseline="s6-r48w-f320-hidden-e12-ft", lever="int8",
                                                quantize="onnx-int8"),
+    "s6-r48w-f320-hidden-e12-full-r12-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then "
+                                                     "12 more from its student (schedule restarted), no early "
+                                                     "stopping, ONNX Runtime int8", 6, rank=48, ffn=320,
+                                                     baseline="s6-r48w-f320-hidden-e12-full-r12", lever="int8",
+                                                     quantize="onnx-int8",
+                                                     versus=("s6-r48w-f320-hidden-e12-full-int8",)),
+    "s6-r48w-f320-hidden-e24-int8": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters "
+                                            "x1, 24 epochs, no early stopping, ONNX Runtime int8", 6, rank=48,
+                                            ffn=320, baseline="s6-r48w-f320-hidden-e24", lever="int8",
+                                            quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -445,6 +468,8 @@ SELECTIONS = {
     "qat": "s6-r48w-f320-hidden-e12,s6-r48w-f320-hidden-e12-int8,s6-r48w-f320-hidden-e12-full,"
            "s6-r48w-f320-hidden-e12-full-int8,s6-r48w-f320-hidden-e12-ft,"
            "s6-r48w-f320-hidden-e12-ft-int8,s6-r48w-f320-hidden-e12-qat,s6-r48w-f320-hidden-e12-qat-int8",
+    "longer": "s6-r48w-f320-hidden-e12-full,s6-r48w-f320-hidden-e12-full-int8,s6-r48w-f320-hidden-e12-full-r12,"
+              "s6-r48w-f320-hidden-e12-full-r12-int8,s6-r48w-f320-hidden-e24,s6-r48w-f320-hidden-e24-int8",
 }
 
 
