@@ -132,10 +132,12 @@ def wait_while_running(experiment: str, key: str, *, poll: float = 20.0, timeout
 
 
 def launch(entry: str, experiment: str, name: str, params: dict[str, str], key: str, *,
-           log: Path | None = None, threads: int | None = None, project: Path = REPO) -> str:
+           log: Path | None = None, threads: int | None = None, project: Path = REPO,
+           environment: dict[str, str] | None = None) -> str:
     """``mlflow run <project> -e entry`` in a run created here (named ``name``, tagged with cache ``key``,
-    this machine and the ``mlflow run`` process); return the run id once it FINISHED, else raise
-    RuntimeError (the run ended FAILED). Output goes to ``log`` (None: this process's output)."""
+    this machine and the ``mlflow run`` process), with ``environment`` added to this process's variables;
+    return the run id once it FINISHED, else raise RuntimeError (the run ended FAILED). Output goes to
+    ``log`` (None: this process's output)."""
     client = _client()
     experiment_obj = client.get_experiment_by_name(experiment)
     experiment_id = experiment_obj.experiment_id if experiment_obj else client.create_experiment(experiment)
@@ -152,6 +154,7 @@ def launch(entry: str, experiment: str, name: str, params: dict[str, str], key: 
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.update(environment or {})
     handle = open(log, "w") if log else None  # noqa: SIM115 - closed below
     try:
         process = subprocess.Popen(command, cwd=project, env=env, stdout=handle,

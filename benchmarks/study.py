@@ -43,9 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
+from findistill.tracking.environment import fingerprint
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage_runs import finished_run, launch, wait_while_running  # the sibling modules
 from study_agreement import own_rows
+from study_predictions import pack_tags, split_digest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -69,7 +72,8 @@ class Variant:
     from that variant's finished student of the same seed (``student_init``), whose depth and vocabulary it
     keeps; a ``rank`` or ``ffn`` below that student's cuts it further (its factors factorised again, its
     feed-forward blocks narrowed to their largest units), equal ones keep it as it is. ``versus`` names
-    other variants the report compares it with as well, as with its baseline."""
+    other variants the report compares it with as well, as with its baseline. ``environment``: variables its
+    runs are launched with (e.g. the kernel settings of :data:`PORTABLE_KERNELS`), part of their run key."""
 
     description: str
     layers: int
@@ -84,8 +88,13 @@ class Variant:
     quantize: str = ""
     init: str = ""
     versus: tuple[str, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
 
 
+#: the parameter that carries a row's ``environment`` into its run key; taken out again before the launch
+ENV_PARAM = "_environment"
+#: torch's, oneMKL's and oneDNN's kernels pinned to AVX2 (benchmarks/numerics.py)
+PORTABLE_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 REUTERS_X = {"transfer_data": str(REUTERS), "transfer_ratio": "1"}
 #: the hidden-state loss as the only objective, on the map ending on the teacher's last layer
 HIDDEN_ONLY = {"kd_weight": "0", "ce_weight": "0", "hidden_weight": "1", "hidden_layers": "uniform"}
@@ -322,18 +331,21 @@ VARIANTS: dict[str, Variant] = {
                                           init="s6-r48w-f320-hidden-e12", baseline="s6-r48w-f320-hidden-e12",
                                           lever="budget"),
     # does more training add up: the 12-epoch student trained 12 epochs more from where it ended (the learning rate
-    # warmed up and decayed again, no early stopping), against one 24-epoch schedule from the teacher's cut
+    # warmed up and decayed again, no early stopping)
     "s6-r48w-f320-hidden-e12-full-r12": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 12 more "
                                                 "from its student (schedule restarted), KD + hidden MSE + Reuters x1, "
                                                 "no early stopping", 6, rank=48, ffn=320,
                                                 params={**QAT_EPOCH, "epochs": "12", "patience": "12"},
                                                 init="s6-r48w-f320-hidden-e12-full",
                                                 baseline="s6-r48w-f320-hidden-e12-full", lever="budget"),
-    "s6-r48w-f320-hidden-e24": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters x1, "
-                                       "24 epochs, no early stopping", 6, rank=48, ffn=320,
-                                       params={**HIDDEN_UNIFORM, "epochs": "24", "patience": "24"},
-                                       baseline="s6-r48w-f320-hidden-e12-full", lever="budget",
-                                       versus=("s6-r48w-f320-hidden-e12-full-r12",)),
+    # how far the kernels alone move a run: the 12-epoch student computed again with torch's, oneMKL's and
+    # oneDNN's kernels pinned to AVX2 (the same parameters and seed; what another CPU does to a run)
+    "s6-r48w-f320-hidden-e12-full-avx2": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + "
+                                                 "Reuters x1, 12 epochs, no early stopping, kernels pinned to AVX2",
+                                                 6, rank=48, ffn=320,
+                                                 params={**HIDDEN_UNIFORM, "epochs": "12", "patience": "12"},
+                                                 environment=PORTABLE_KERNELS,
+                                                 baseline="s6-r48w-f320-hidden-e12-full", lever="control"),
     # selection: validation cut as whole runs of 20 consecutive sentences (stand-ins for FiNER-ORD's articles)
     "s3-r96-f768-reuters1-b20": Variant("3 layers, feed-forward 768, r=96, KD + Reuters x1, validation in blocks of "
                                         "20 sentences", 3, rank=96, ffn=768, params={**REUTERS_X, "split_blocks": "20"},
@@ -426,10 +438,6 @@ VARIANTS: dict[str, Variant] = {
                                                      baseline="s6-r48w-f320-hidden-e12-full-r12", lever="int8",
                                                      quantize="onnx-int8",
                                                      versus=("s6-r48w-f320-hidden-e12-full-int8",)),
-    "s6-r48w-f320-hidden-e24-int8": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + Reuters "
-                                            "x1, 24 epochs, no early stopping, ONNX Runtime int8", 6, rank=48,
-                                            ffn=320, baseline="s6-r48w-f320-hidden-e24", lever="int8",
-                                            quantize="onnx-int8"),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -469,7 +477,7 @@ SELECTIONS = {
            "s6-r48w-f320-hidden-e12-full-int8,s6-r48w-f320-hidden-e12-ft,"
            "s6-r48w-f320-hidden-e12-ft-int8,s6-r48w-f320-hidden-e12-qat,s6-r48w-f320-hidden-e12-qat-int8",
     "longer": "s6-r48w-f320-hidden-e12-full,s6-r48w-f320-hidden-e12-full-int8,s6-r48w-f320-hidden-e12-full-r12,"
-              "s6-r48w-f320-hidden-e12-full-r12-int8,s6-r48w-f320-hidden-e24,s6-r48w-f320-hidden-e24-int8",
+              "s6-r48w-f320-hidden-e12-full-r12-int8,s6-r48w-f320-hidden-e12-full-avx2",
 }
 
 
@@ -506,7 +514,9 @@ def run_stage(entry: str, experiment: str, name: str, params: dict[str, str], *,
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"[run] {experiment}/{name} (log: {log.relative_to(REPO)})", flush=True)
     started = time.perf_counter()
-    run_id = launch(entry, experiment, name, params, key, log=log)
+    environment = json.loads(params.get(ENV_PARAM, "{}"))
+    params = {k: v for k, v in params.items() if k != ENV_PARAM}
+    run_id = launch(entry, experiment, name, params, key, log=log, environment=environment)
     print(f"[done] {experiment}/{name} in {time.perf_counter() - started:.0f} s", flush=True)
     return run_id
 
@@ -630,6 +640,8 @@ def variant_params(key: str, refs: dict[str, str], seed: int, args: argparse.Nam
         raise LookupError(f"{key}: {missing}") from None
     params = {"data": args.data, "seed": str(seed), "student_layers": str(variant.layers), "teacher": teacher,
               "measure_resources": "false", **BUDGET, **variant.params}
+    if variant.environment:
+        params[ENV_PARAM] = json.dumps(variant.environment, sort_keys=True)
     if init:  # the cuts the row makes beyond its source student's: narrower blocks, a lower rank
         source = VARIANTS[variant.init]
         cuts = {"embedding_rank": (variant.rank, source.rank), "intermediate_size": (variant.ffn, source.ffn)}
@@ -682,10 +694,24 @@ def run_predictions(run_id: str, split: str = "test") -> tuple[list[list[str]], 
     return words, gold, predicted
 
 
-def run_counts(run_id: str, split: str = "test") -> np.ndarray:
-    """Per-sentence entity counts of a run's logged predictions (``evaluation/<split>_predictions.conll``)."""
-    _, gold, predicted = run_predictions(run_id, split)
-    return entity_counts(gold, predicted)
+class Exports:
+    """The test predictions of a report's runs, packed into ``result`` (``predictions``: row -> seed -> tags,
+    ``labels``, ``test_split``: its size and digest) for :mod:`study_predictions`."""
+
+    def __init__(self, result: dict):
+        self.result = result
+        result.update(predictions={}, labels=[], test_split={})
+
+    def add(self, row: str, seed: str, run_id: str) -> np.ndarray:
+        """Pack the run's logged test predictions (checking that its test split is the report's); return their
+        per-sentence entity counts."""
+        words, gold, predicted = run_predictions(run_id)
+        split = {"sentences": len(words), "words": sum(map(len, words)), "sha256": split_digest(words, gold)}
+        if self.result["test_split"] and self.result["test_split"] != split:
+            raise ValueError(f"run {run_id} ({row}, seed {seed}) was tested on another split than the report's")
+        self.result["test_split"] = split
+        self.result["predictions"].setdefault(row, {})[seed] = pack_tags(predicted, self.result["labels"])
+        return entity_counts(gold, predicted)
 
 
 def error_breakdown(runs: list[str], train_entities: set[tuple[str, ...]]) -> dict[str, float]:
@@ -769,12 +795,18 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
     for key in sorted(k for k in refs if k.startswith("teacher-") or k == "dapt"):
         run = mlflow.get_run(refs[key].split("/")[1])
         result["teachers"][key] = {"uri": refs[key], "run": run.info.run_id, "test_f1": run.data.metrics["test_f1"],
-                                   "best_val_f1": run.data.metrics.get("best_val_f1")}
+                                   "best_val_f1": run.data.metrics.get("best_val_f1"),
+                                   "environment": fingerprint(run.data.tags)}
     for name in ("ensemble", "ensemble-dapt"):
         if f"{name}-eval" in refs:
             run = mlflow.get_run(refs[f"{name}-eval"])
             result["teachers"][name] = {"uri": run.data.params["model"], "run": run.info.run_id,
                                         "test_f1": run.data.metrics["test_f1"]}
+    exports = Exports(result)
+    for key, row in result["teachers"].items():
+        if "run" in row and key.startswith("teacher-"):
+            run = mlflow.get_run(row["run"])
+            exports.add(key, run.data.params.get("seed", "42"), run.info.run_id)
     counts: dict[str, dict[str, np.ndarray]] = {}
     for key in variants:
         runs = {}
@@ -788,7 +820,7 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
                 runs[str(seed)] = found
         if not runs:
             continue
-        counts[key] = {seed: run_counts(run.info.run_id) for seed, run in runs.items()}
+        counts[key] = {seed: exports.add(key, seed, run.info.run_id) for seed, run in runs.items()}
         for seed, run in runs.items():  # the pooled counts reproduce the logged score
             assert abs(micro_f1(counts[key][seed]) - run.data.metrics["test_f1"]) < 1e-9, (key, seed)
         result["variants"][key] = {
@@ -800,6 +832,7 @@ def collect(args: argparse.Namespace, refs: dict[str, str], variants: list[str],
             "train_seconds": {seed: run.data.metrics.get("train_seconds") for seed, run in runs.items()},
             "params_total": next(iter(runs.values())).data.metrics.get("params_total"),
             "commit": next(iter(runs.values())).data.tags.get("mlflow.source.git.commit", "")[:10],
+            "environment": {seed: fingerprint(run.data.tags) for seed, run in runs.items()},
         }
     result["_counts"] = counts
     return result
@@ -1040,6 +1073,43 @@ def target_verdict(row: dict) -> str:
     return "yes" if seeds >= TARGET["seeds"] else f"on {seeds} seed{'s' if seeds > 1 else ''}"
 
 
+def mixed_environments(result: dict) -> list[tuple[str, str, str]]:
+    """(variant, compared variant, seed) of every paired comparison whose two runs recorded different
+    environments (:func:`findistill.tracking.environment.fingerprint`): their difference may be partly the
+    machine's. Runs without ``env.*`` tags are not counted as differing."""
+    variants, mixed = result["variants"], []
+    for key, row in variants.items():
+        for base, cmp in {row["baseline"]: row.get("vs_baseline"), **row.get("vs_others", {})}.items():
+            for seed in (cmp or {}).get("seeds", []):
+                mine, theirs = row["environment"].get(seed), variants[base]["environment"].get(seed)
+                if mine and theirs and mine != theirs:
+                    mixed.append((key, base, seed))
+    return mixed
+
+
+def environment_section(result: dict) -> list[str]:
+    """Which environments (CPU, kernels, libraries) the runs of the report were computed in."""
+    seen: dict[str, list[str]] = {}
+    for key, row in result["teachers"].items():
+        if "environment" in row:
+            seen.setdefault(row["environment"], []).append(key)
+    for key, row in result["variants"].items():
+        for seed, env in row["environment"].items():
+            seen.setdefault(env, []).append(f"{key}-s{seed}")
+    lines = ["", "## Environments", "",
+             "Runs with the same parameters and seed repeat to the last digit in one environment, not across "
+             "CPUs, kernel sets or library versions (the `env.*` tags of each run).", "",
+             "| environment | runs | e.g. |", "|---|---:|---|"]
+    for env, runs in sorted(seen.items(), key=lambda item: -len(item[1])):
+        lines.append(f"| {env or 'not recorded (runs from before the env.* tags)'} | {len(runs)} | "
+                     f"{', '.join(f'`{r}`' for r in runs[:3])}{', ...' if len(runs) > 3 else ''} |")
+    mixed = mixed_environments(result)
+    if mixed:
+        lines += ["", "Paired comparisons between runs of different environments: "
+                  + ", ".join(f"`{k}` vs `{b}` (seed {s})" for k, b, s in mixed) + "."]
+    return lines
+
+
 def breakdown_section(result: dict) -> list[str]:
     """The report's lines on where the students lose: F1 per entity type, recall of seen and unseen names."""
     rows = result["breakdown"]
@@ -1153,6 +1223,7 @@ def markdown(result: dict, command: str, hours: float) -> str:
             lines.append(f"| `{key}` | `{base}` | {','.join(cmp['seeds'])} | {100 * cmp['gain']:+.2f} | "
                          f"{val_gain} | {_f(cmp['t_p'], 3)} | [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}] | "
                          f"{boot['p_not_better']:.3f} |")
+    lines += environment_section(result)
     if "breakdown" in result:
         lines += breakdown_section(result)
     if "agreement" in result:

@@ -16,7 +16,8 @@ from findistill.costs.size import MB
 logger = logging.getLogger(__name__)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` says)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -71,7 +72,7 @@ def device_info(device: str = "cpu") -> dict[str, str]:
     """
     info: dict[str, str] = {}
     for key, read in (
-        ("cpu_model", _cpu_model),
+        ("cpu_model", cpu_model),
         ("cpu_logical_cores", lambda: str(os.cpu_count())),
         ("torch_version", lambda: torch.__version__),
         ("torch_threads", lambda: str(torch.get_num_threads())),

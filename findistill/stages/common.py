@@ -41,7 +41,13 @@ from findistill.tracking.runs import (
     scratch_dir,
     split_dataset,
 )
-from findistill.training.distributed import check_ranks_agree, is_main_process, resolve_precision, world_size
+from findistill.training.distributed import (
+    check_ranks_agree,
+    is_main_process,
+    resolve_precision,
+    weights_digest,
+    world_size,
+)
 from findistill.training.trainer import TrainSettings, remove_checkpoints
 
 EXAMPLE_TEXTS = [
@@ -350,6 +356,14 @@ def leave_to_rank_zero(model, device: str) -> bool:
         return False
     mlflow.set_tags({"findistill.world_size": str(world_size()), "findistill.weights_sha256": digest})
     return True
+
+
+def tag_initial_weights(model, **others) -> None:
+    """Tag the active run with the SHA-256 of ``model``'s weights as training starts (``findistill.init_sha256``)
+    and of ``others`` (``teacher=...`` -> ``findistill.teacher_sha256``): two runs with the same parameters that
+    differ here started from different numbers (another machine's SVD, another checkpoint)."""
+    mlflow.set_tags({"findistill.init_sha256": weights_digest(model),
+                     **{f"findistill.{name}_sha256": weights_digest(other) for name, other in others.items()}})
 
 
 def finish_training(model, tokenizer, data: NerData, config, summary: dict, checkpoints: Path, device: str, *,

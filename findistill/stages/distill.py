@@ -33,6 +33,7 @@ from findistill.stages.common import (
     load_stage_data,
     log_data,
     make_student,
+    tag_initial_weights,
     training_device,
 )
 from findistill.tracking.runs import localize, localize_model, log_metrics, stage_run
@@ -278,6 +279,7 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             mlflow.set_tag("findistill.quant_aware", "onnx-int8")
         if transfer:
             print(f"transfer set: {len(transfer)} sentences from {config.transfer_data} (teacher labels only)")
+        tag_initial_weights(student, teacher=teacher)
         summary = distill_student(
             student, student_tokenizer, teacher, teacher_tokenizer, data.splits["train"], data.splits["validation"],
             labels, config.settings(), losses, checkpoints, transfer=transfer, extra_teachers=members,
@@ -286,5 +288,7 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             quant_scheme=scheme,
         )
         del teacher, source, members
+        if "teacher_targets_sha256" in summary:
+            mlflow.set_tag("findistill.teacher_targets_sha256", summary.pop("teacher_targets_sha256"))
         finish_training(student, student_tokenizer, data, config, summary, checkpoints, device, role="student")
         return run.info.run_id

@@ -17,6 +17,7 @@ from findistill.stages.common import (
     load_stage_data,
     log_data,
     make_student,
+    tag_initial_weights,
     training_device,
 )
 from findistill.tracking.runs import localize_model, log_metrics, stage_run
@@ -45,6 +46,7 @@ def run(config: Config) -> str:
             model, tokenizer = make_student(model, tokenizer, config, seed=config.seed,
                                             text=[s.tokens for s in data.splits["train"]])
         checkpoints = checkpoint_path(config, "finetune")
+        tag_initial_weights(model)
         summary = train_token_classifier(
             model, tokenizer, data.splits["train"], data.splits["validation"], data.labels, config.settings(),
             checkpoints, on_epoch=lambda metrics, epoch: log_metrics(metrics, step=epoch), device=device,

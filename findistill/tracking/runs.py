@@ -22,6 +22,7 @@ import mlflow
 import findistill
 from findistill.config import ConfigError, to_dict
 from findistill.data.corpus import NerData
+from findistill.tracking.environment import environment_tags
 from findistill.tracking.stale import REASON_TAG, owner_tags
 from findistill.training.distributed import is_main_process, rank
 
@@ -173,13 +174,15 @@ def _log_stage(run: mlflow.ActiveRun, stage: str, config: Any, tags: dict[str, s
     params = to_dict(config)  # stage configs are flat dataclasses
     existing = mlflow.get_run(run.info.run_id).data.params  # `mlflow run` logged the -P values already
     mlflow.log_params({k: str(v) for k, v in params.items() if k not in existing})
-    mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__, **owner_tags(), **tags})
+    mlflow.set_tags({STAGE_TAG: stage, "findistill.version": findistill.__version__, **owner_tags(),
+                     **environment_tags(), **tags})
     mlflow.log_dict(params, "config.json")
 
 
 @contextlib.contextmanager
 def stage_run(stage: str, config: Any, run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Open the stage's MLflow run, log its config (params + ``config.json``) and stage tags.
+    """Open the stage's MLflow run, log its config (params + ``config.json``), stage tags and the
+    environment's ``env.*`` tags (:func:`findistill.tracking.environment.environment_tags`).
 
     Under ``mlflow run`` the run already exists (``MLFLOW_RUN_ID``) and is picked up; inside a
     parent run (``main``) a nested child run is opened. ``run_name`` names the run (also one that

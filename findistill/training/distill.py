@@ -357,6 +357,14 @@ def cached_word_outputs(folder: Path, sentences: Sequence[Sequence[str]], key: S
     return _read_outputs(path)
 
 
+def update_digest(digest: hashlib._Hash, outputs: WordOutputs) -> None:
+    """Feed ``outputs``' word logits (float32) and presence masks to ``digest``, sentence by sentence: equal
+    digests mean the students of two runs learned from the same soft targets, bit for bit."""
+    for logits, present in zip(outputs.logits, outputs.present):
+        digest.update(np.ascontiguousarray(logits, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(present, dtype=np.bool_).tobytes())
+
+
 def _read_outputs(path: Path) -> WordOutputs:
     lengths = np.load(path / "lengths.npy")
     cut = np.cumsum(lengths)[:-1]
@@ -434,7 +442,9 @@ def distill_student(
     checkpoint in ``output_dir``. With ``quant_scheme``, the student trains and is validated with the
     rounding of its ONNX Runtime int8 model (:mod:`findistill.training.qat`) and is returned with its
     plain float forward passes. Returns the :func:`findistill.training.trainer.fit` summary plus
-    ``teacher_seconds`` (time spent computing the cached teacher outputs) and example counts.
+    ``teacher_seconds`` (time spent computing the cached teacher outputs), example counts and, with
+    ``cache_teacher``, ``teacher_targets_sha256`` (:func:`update_digest` over the soft targets of the
+    training set, then of the transfer set).
     """
     if losses.attention_weight > 0 and cache_teacher:
         raise ValueProblem("cache_teacher", "the attention loss needs the teacher's attention maps at "
@@ -460,6 +470,7 @@ def distill_student(
     started = time.perf_counter()
     groups = [([s.tokens for s in train], [s.tags for s in train]), ([list(w) for w in transfer], None)]
     examples: list[dict[str, Any]] = []
+    targets_digest = hashlib.sha256()
     for words, tags in groups:
         if not words:
             continue
@@ -467,6 +478,7 @@ def distill_student(
             targets = teacher_targets([(teacher, teacher_tokenizer), *extra_teachers], words, settings, losses,
                                       Path(teacher_cache or output_dir), device)
             examples += build_examples(student_tokenizer, words, tags, label2id, settings.max_length, targets=targets)
+            update_digest(targets_digest, targets)
         else:
             examples += build_examples(student_tokenizer, words, tags, label2id, settings.max_length,
                                        teacher_tokenizer=teacher_tokenizer, teacher_max_length=settings.max_length)
@@ -491,4 +503,6 @@ def distill_student(
         detach_fake_quant(student)
     detach_projections(student)
     summary.update(teacher_seconds=teacher_seconds, train_examples=len(examples), transfer_sentences=len(transfer))
+    if cache_teacher:
+        summary["teacher_targets_sha256"] = targets_digest.hexdigest()
     return summary

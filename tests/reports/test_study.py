@@ -144,6 +144,26 @@ def test_a_row_with_init_continues_the_finished_student_of_its_seed_cutting_only
         ("48", "320", "runs:/first-step/model")
 
 
+def test_a_row_with_an_environment_is_keyed_by_it_and_launched_with_it(study, monkeypatch):
+    args = argparse.Namespace(data="/data/finer-ord", experiment="study-x", device="auto")
+    refs = {"teacher-0": "runs:/t0/model"}
+    pinned = study.variant_params("s6-r48w-f320-hidden-e12-full-avx2", refs, 42, args)
+    native = study.variant_params("s6-r48w-f320-hidden-e12-full", refs, 42, args)
+    assert {k: v for k, v in pinned.items() if k != study.ENV_PARAM} == native  # the same training otherwise
+    assert study.study_key("distill", pinned) != study.study_key("distill", native)
+    launched = []
+    monkeypatch.setattr(study, "finished_run", lambda experiment, key: None)
+    monkeypatch.setattr(study, "wait_while_running", lambda experiment, key: None)
+    monkeypatch.setattr(study, "launch", lambda entry, experiment, name, params, key, *, log, environment:
+                        launched.append((params, key, environment)) or "run-id")
+    for params in (pinned, native):
+        assert study.run_stage("distill", "study-x", "row-s42", params) == "run-id"
+    (pinned_params, pinned_key, environment), (native_params, native_key, no_environment) = launched
+    assert environment == study.PORTABLE_KERNELS and no_environment == {}
+    assert pinned_params == native_params == {**native, "device": "auto"}  # mlflow run gets no such parameter
+    assert pinned_key == study.study_key("distill", {**pinned, "device": "auto"}) != native_key
+
+
 def test_the_target_is_met_only_over_the_seeds_it_asks_for(study):
     def row(meets: bool, seeds: int) -> dict:
         return {"meets_target": meets, "test_f1": {str(s): 0.8 for s in range(seeds)}}
@@ -216,6 +236,21 @@ def test_a_row_is_compared_with_its_baseline_and_with_the_rows_it_names_on_the_s
     assert row["vs_others"][before]["seeds"] == ["1", "2", "42"]
     assert row["vs_others"][plain]["gain"] > 0.05 and row["vs_others"][plain]["bootstrap"]["p_not_better"] == 0
     assert "vs_others" not in result["variants"][plain]  # it names none
+
+
+def test_the_report_names_each_environment_and_the_comparisons_that_pair_runs_of_two(study):
+    here, there = "AMD EPYC, AVX512, mkl 2024.2, torch 2.13.0", "Intel Xeon, AVX2, mkl 2024.2, torch 2.13.0"
+    one_seed = {"seeds": ["42"]}
+    result = {"teachers": {"teacher-0": {"environment": here}}, "variants": {
+        "a": {"baseline": "", "environment": {"42": here, "1": there}},
+        "b": {"baseline": "a", "vs_baseline": {"seeds": ["42", "1"]}, "environment": {"42": here, "1": here}},
+        "c": {"baseline": "a", "vs_baseline": one_seed, "vs_others": {"b": one_seed}, "environment": {"42": ""}},
+    }}
+    assert study.mixed_environments(result) == [("b", "a", "1")]  # an unrecorded run is not counted as differing
+    text = "\n".join(study.environment_section(result))
+    assert f"| {here} | 4 | `teacher-0`, `a-s42`, `b-s42`, ..." in text and f"| {there} | 1 | `a-s1` |" in text
+    assert "| not recorded (runs from before the env.* tags) | 1 | `c-s42` |" in text
+    assert text.endswith("`b` vs `a` (seed 1).")
 
 
 def test_a_validation_gain_is_given_only_between_runs_selected_on_the_same_validation_split(study):

@@ -149,11 +149,20 @@ def test_a_factorised_student_learns_from_an_ensemble_with_a_mixed_transfer_set_
     assert cut.data.metrics["params_total"] < run.data.metrics["params_total"]
     # the teachers' outputs on the same sentences are cached once, beside the checkpoints, for any later run
     assert "computed and stored" in capsys.readouterr().out
-    distill.run(parse_params(distill.Config, {**params, "student_layers": "1", "hidden_layers": "uniform"}))
+    shallower = mlflow.get_run(distill.run(parse_params(distill.Config, {**params, "student_layers": "1",
+                                                                          "hidden_layers": "uniform"})))
     out = capsys.readouterr().out
     # the second member's outputs (logits only) are read for both sets; the first member's are computed again,
     # because its hidden-state layers differ (kept 1:1,2:2 before, uniform 1:2 now)
     assert out.count("read from .findistill/teacher-outputs") == 2 and out.count("computed and stored") == 2
+    # the runs record what they started from: the same teacher; the same soft targets, bit for bit, though
+    # computed again; another student; without the transfer set, other targets
+    tags = [r.data.tags for r in (run, shallower, further)]
+    assert len({t["findistill.teacher_sha256"] for t in tags}) == 1
+    assert tags[0]["findistill.teacher_targets_sha256"] == tags[1]["findistill.teacher_targets_sha256"] \
+        != tags[2]["findistill.teacher_targets_sha256"]
+    assert len({t["findistill.init_sha256"] for t in tags}) == 3
+    assert all(len(t["findistill.init_sha256"]) == 64 and t["env.cpu_capability"] for t in tags)
 
 
 def _save(model, tokenizer, folder):
