@@ -63,17 +63,17 @@ BUDGET = {"epochs": "6", "learning_rate": "2e-4", "patience": "2"}
 class Variant:
     """One row of the matrix: a student (``layers``, ``vocab``: ``same``/``trim8k``/``cov8k``/``cov20k``, embedding
     ``rank`` with ``exact_rows`` of its most frequent rows kept exact, feed-forward width ``ffn``, 0 for the
-    teacher's) trained by ``distill`` with ``params`` from
-    ``teacher`` (``primary``, ``ensemble``, ``dapt`` or ``ensemble-dapt``: the ensemble and the adapted
-    teacher together); ``baseline`` is the variant its gain is measured against, ``lever`` the issue's
-    lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
-    ``onnx-int8``) the row is that inference variant of the ``baseline`` student of the same seed, made by
-    the ``quantize`` stage instead of trained. With ``init`` (another variant) the row is trained further
-    from that variant's finished student of the same seed (``student_init``), whose depth and vocabulary it
-    keeps; a ``rank`` or ``ffn`` below that student's cuts it further (its factors factorised again, its
-    feed-forward blocks narrowed to their largest units), equal ones keep it as it is. ``versus`` names
-    other variants the report compares it with as well, as with its baseline. ``environment``: variables its
-    runs are launched with (e.g. the kernel settings of :data:`PORTABLE_KERNELS`), part of their run key."""
+    teacher's) trained by ``distill`` with ``params`` from ``teacher`` (``primary``, ``ensemble``, ``dapt`` or
+    ``ensemble-dapt``: the ensemble and the adapted teacher together); ``baseline`` is the variant its gain is
+    measured against, ``lever`` the issue's lever. With ``quantize`` (a ``quantize`` stage variant, e.g.
+    ``onnx-int8``) the row is that inference variant of the ``baseline`` student of the same seed, made by the
+    ``quantize`` stage instead of trained (``params`` are then the stage's: ``per_channel``...). With ``init``
+    (another variant) the row is trained further from that variant's finished student of the same seed
+    (``student_init``), whose depth and vocabulary it keeps; a ``rank`` or ``ffn`` below that student's cuts it
+    further (its factors factorised again, its feed-forward blocks narrowed to their largest units), equal ones keep
+    it as it is. ``versus`` names other variants the report compares it with as well, as with its baseline.
+    ``environment``: variables its runs are launched with (e.g. the kernel settings of :data:`PORTABLE_KERNELS`),
+    part of their run key."""
 
     description: str
     layers: int
@@ -605,7 +605,7 @@ def variant_stage(key: str, refs: dict[str, str], seed: int, args: argparse.Name
     source = trained_run(variant.baseline, refs, seed, args, reuse_only=reuse_only)
     # force: the study measures the variant whatever its F1 (the run still logs f1_delta_vs_source)
     return "quantize", {"data": args.data, "model": f"runs:/{source}/model", "variant": variant.quantize,
-                        "force": "true", "measure_resources": "false"}
+                        "force": "true", "measure_resources": "false", **variant.params}
 
 
 def trained_run(key: str, refs: dict[str, str], seed: int, args: argparse.Namespace, *,

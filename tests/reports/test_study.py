@@ -4,6 +4,7 @@ becomes a stage run."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import sys
 
@@ -101,6 +102,10 @@ def test_an_int8_row_quantizes_the_finished_student_of_its_seed(study, monkeypat
         study.variant_params("s2-r64-ensemble", {"teacher-0": "runs:/t0/model"}, 42, args)
     with pytest.raises(LookupError, match="adapted teacher"):
         study.variant_params("s2-r64-dapt", refs, 42, args)
+    monkeypatch.setitem(study.VARIANTS, "s2-r64-reuters1-int8-7bit", dataclasses.replace(
+        study.VARIANTS["s2-r64-reuters1-int8"], params={"reduce_range": "true"}))
+    entry, seven_bit = study.variant_stage("s2-r64-reuters1-int8-7bit", refs, 42, args)
+    assert seven_bit == {**params, "reduce_range": "true"}  # a row passes its options to the quantize stage
 
 
 def test_a_row_with_init_continues_the_finished_student_of_its_seed_cutting_only_what_differs(study, monkeypatch):
