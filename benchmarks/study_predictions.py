@@ -71,6 +71,7 @@ def compare_rows(a: tuple[dict, str], b: tuple[dict, str], words: list[list[str]
     ``seeds``, per-seed F1 of each, ``gain``, ``t_p`` and ``bootstrap`` as the study reports them."""
     from study import entity_counts, micro_f1, paired_bootstrap, paired_t  # the sibling module
 
+    runs = [exported(report, row) for report, row in (a, b)]
     digest = split_digest(words, gold)
     for report, _ in (a, b):
         if report["test_split"]["sha256"] != digest:
@@ -78,10 +79,9 @@ def compare_rows(a: tuple[dict, str], b: tuple[dict, str], words: list[list[str]
                              f"{report['data']}'s here")
     lengths = [len(w) for w in words]
     counts = []
-    for report, row in (a, b):
-        runs = exported(report, row)
+    for (report, _), packed_runs in zip((a, b), runs):
         counts.append({seed: entity_counts(gold, unpack_tags(packed, report["labels"], lengths))
-                       for seed, packed in runs.items()})
+                       for seed, packed in packed_runs.items()})
     seeds = sorted(set(counts[0]) & set(counts[1]))
     if not seeds:
         raise ValueError(f"the rows share no seed ({', '.join(counts[0])} against {', '.join(counts[1])})")

@@ -69,6 +69,8 @@ def test_two_exported_rows_compare_as_the_study_compares_runs_and_only_on_the_sa
         compare_rows((reports[0], "good"), (reports[1], "poor"), words, other)
     with pytest.raises(KeyError, match="it has good"):
         compare_rows((reports[0], "best"), (reports[1], "poor"), words, gold)
+    with pytest.raises(KeyError, match="holds no predictions"):  # a report made before they were exported
+        compare_rows((reports[0], "good"), ({"report": "old", "variants": {}}, "poor"), words, gold)
     # a run of the same report tested on another split is refused while the report is made
     exports = study.Exports({})
     exports.add("good", "42", "good-42")
