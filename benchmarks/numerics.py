@@ -13,14 +13,19 @@ code path on every CPU that has the named instruction set) and ``ONEDNN_MAX_CPU_
 The native setting runs twice to show that one process repeats another; so does the portable one (all
 three at AVX2): the setting for two x86 machines that should compute alike (oneMKL documents the same
 results on any CPU with the named instruction set; torch's and oneDNN's kernels at one instruction set
-are the same code; not tested across machines here). The timings (in the JSON) are only
-indicative: the processes run one after another, on whatever else the machine is doing. Writes
-``benchmarks/results/numerics.{json,md}`` (``--out``).
+are the same code). The JSON keeps the SHA-256 of each setting's three results and its losses, so that
+``--against`` an earlier JSON, from another machine, says setting by setting whether the two machines
+computed alike, bit for bit (a JSON without digests compares by its losses alone). The timings (in the
+JSON) are only indicative: the processes run one after another, on whatever else the machine is doing.
+Writes ``benchmarks/results/numerics.{json,md}`` (``--out``).
+
+    .venv/bin/python benchmarks/numerics.py --against other-machine/numerics.json --out /tmp/numerics
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -44,6 +49,7 @@ SETTINGS = {
     "portable, again": PORTABLE,
 }
 STEPS, SENTENCES, BATCH, RANK = 4, 32, 8, 48
+RESULTS_COMPARED = ("svd", "logits", "weights")
 
 
 def work(teacher: str, data: str, out: Path) -> dict:
@@ -98,20 +104,52 @@ def difference(x, y) -> float:  # noqa: ANN001 - tensors
     return max(float((x - y).abs().max()), float(torch.finfo(x.dtype).tiny))
 
 
+def digest(x) -> str:  # noqa: ANN001 - tensors
+    """The SHA-256 of a tensor's bytes: equal on two machines when they computed it bit for bit alike."""
+    return hashlib.sha256(x.detach().contiguous().numpy().tobytes()).hexdigest()
+
+
+def against(rows: dict, earlier: dict) -> dict[str, str]:
+    """Setting by setting, this machine's results against ``earlier`` (a numerics JSON from elsewhere):
+    ``identical`` (every digest equal), ``differs: svd, logits`` (the results whose digests differ),
+    ``same losses`` / ``other losses`` when ``earlier`` has no digests; settings it lacks are left out."""
+    verdicts = {}
+    for name, row in rows.items():
+        old = earlier["rows"].get(name)
+        if old is None:
+            continue
+        if "sha256" in old:
+            differ = [k for k in RESULTS_COMPARED if row["sha256"][k] != old["sha256"].get(k)]
+            verdicts[name] = "identical" if not differ else "differs: " + ", ".join(differ)
+        else:
+            verdicts[name] = "same losses" if row["losses"] == old["losses"] else "other losses"
+    return verdicts
+
+
 def markdown(result: dict) -> str:
     lines = ["# Kernel settings and a training's numbers", "",
              f"Machine: {result['cpu_model']} (torch picks {result['native_capability']} kernels), torch "
-             f"{result['torch']}, {result['blas']}. Teacher `{result['teacher']}`, {SENTENCES} training sentences of "
+             f"{result['torch']}, {result['blas']}, {result.get('platform', '?')}. Teacher `{result['teacher']}`, {SENTENCES} training sentences of "
              f"`{result['data']}`. Each setting ran in a fresh process; each column compares its result with the "
              "first native process: `identical` bit for bit, else the largest absolute difference. Training: "
              f"{STEPS} AdamW steps (lr 1e-4, batches of {BATCH}) from the same weights.", "",
              "| setting | torch kernels | SVD factors (rank 48) | teacher logits | weights after training | "
              "last loss | an earlier process with the same setting |", "|---|---|---|---|---|---:|---|"]
+    reference = result.get("against")
+    if reference:
+        lines[2] += (f" The last column compares each setting with the same setting run on {reference['machine']} "
+                     f"(`{reference['path']}`): `identical` when the SHA-256 of all three results agree; `same "
+                     "losses` where that run kept only its losses (the four training losses equal as floats).")
+        lines[4] += " the reference machine |"
+        lines[5] += "---|"
     for name, row in result["rows"].items():
         cells = ["identical" if row[k] == 0 else f"{row[k]:.1e}" for k in ("svd", "logits", "weights")]
         repeat = row.get("repeat")
         repeat = "–" if repeat is None else "identical in all three" if repeat == 0 else f"differs ({repeat:.1e})"
-        lines.append(f"| {name} | {row['capability']} | {' | '.join(cells)} | {row['losses'][-1]:.6f} | {repeat} |")
+        line = f"| {name} | {row['capability']} | {' | '.join(cells)} | {row['losses'][-1]:.6f} | {repeat} |"
+        if reference:
+            line += f" {reference['verdicts'].get(name, '–')} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -120,6 +158,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="packaged:all-MiniLM-L6-v2", help="a model folder or runs:/ URI")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "finer-ord"))
     parser.add_argument("--out", default=str(RESULTS / "numerics"), help="path without suffix (.json and .md)")
+    parser.add_argument("--against", default="", help="a numerics JSON from another machine to compare with")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # the file a worker process saves its arrays to
     args = parser.parse_args()
     if args.worker:
@@ -127,6 +166,14 @@ def main() -> None:
         return
     import torch
 
+    earlier = None
+    if args.against:
+        try:
+            earlier = json.loads(Path(args.against).read_text())
+        except (OSError, ValueError) as exc:
+            sys.exit(f"--against {args.against}: not a numerics JSON ({exc})")
+        if not isinstance(earlier, dict) or not isinstance(earlier.get("rows"), dict):
+            sys.exit(f"--against {args.against}: not a numerics JSON (no 'rows')")
     clean = {k: v for k, v in os.environ.items() if k not in PORTABLE}
     rows, arrays = {}, {}
     with tempfile.TemporaryDirectory(prefix="numerics-") as tmp:
@@ -141,15 +188,21 @@ def main() -> None:
             arrays[name] = torch.load(path)
     reference = arrays["native"]
     for name, row in rows.items():
-        row.update({k: difference(arrays[name][k], reference[k]) for k in ("svd", "logits", "weights")})
-        earlier = next((e for e in rows if e != name and SETTINGS[e] == SETTINGS[name]), name)
-        if earlier != name and list(rows).index(earlier) < list(rows).index(name):
-            row["repeat"] = max(difference(arrays[name][k], arrays[earlier][k]) for k in ("svd", "logits", "weights"))
+        row.update({k: difference(arrays[name][k], reference[k]) for k in RESULTS_COMPARED})
+        row["sha256"] = {k: digest(arrays[name][k]) for k in RESULTS_COMPARED}
+        first = next((e for e in rows if e != name and SETTINGS[e] == SETTINGS[name]), name)
+        if first != name and list(rows).index(first) < list(rows).index(name):
+            row["repeat"] = max(difference(arrays[name][k], arrays[first][k]) for k in RESULTS_COMPARED)
         row["capability"] = row["environment"].get("env.cpu_capability", "?")
     env = rows["native"]["environment"]
     result = {"teacher": args.teacher, "data": args.data, "cpu_model": env.get("env.cpu_model"),
               "native_capability": env.get("env.cpu_capability"), "torch": env.get("env.torch"),
-              "blas": env.get("env.blas"), "rows": rows}
+              "blas": env.get("env.blas"), "platform": env.get("env.platform"), "rows": rows}
+    if earlier is not None:
+        platform = earlier["rows"].get("native", {}).get("environment", {}).get("env.platform", "?")
+        result["against"] = {"path": args.against, "machine": f"{earlier.get('cpu_model')} "
+                             f"({earlier.get('native_capability')}, {earlier.get('blas')}, {platform})",
+                             "verdicts": against(rows, earlier)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -58,3 +58,25 @@ def test_the_soft_targets_digest_sees_a_change_in_the_last_bit_of_one_logit():
     assert digest(logits, present) == same
     assert digest(nudged, present) != same
     assert digest(logits, [present[0], np.ones(7, bool)]) != same
+
+
+def test_numerics_against_another_machine_names_the_results_that_differ_and_falls_back_to_the_losses():
+    import torch
+    from conftest import load_benchmark
+
+    numerics = load_benchmark("numerics")
+    svd, logits = torch.arange(6, dtype=torch.float32), torch.ones(3, 2)
+    nudged = logits.clone()
+    nudged[2, 1] = torch.nextafter(nudged[2, 1], torch.tensor(2.0))
+    here = {"native": {"losses": [1.5, 1.25], "sha256": {"svd": numerics.digest(svd), "logits": numerics.digest(logits),
+                                                         "weights": numerics.digest(svd)}},
+            "portable": {"losses": [1.5, 1.0], "sha256": {"svd": numerics.digest(svd),
+                                                          "logits": numerics.digest(nudged),
+                                                          "weights": numerics.digest(svd)}},
+            "only here": {"losses": [1.0], "sha256": {}}}
+    with_digests = {"rows": {"native": {"losses": [9.0], "sha256": dict(here["native"]["sha256"])},
+                             "portable": {"losses": [1.5, 1.0], "sha256": dict(here["native"]["sha256"])}}}
+    assert numerics.against(here, with_digests) == {"native": "identical", "portable": "differs: logits"}
+    losses_only = {"rows": {"native": {"losses": [1.5, 1.25]}, "portable": {"losses": [1.5, 1.0000001]}}}
+    assert numerics.against(here, losses_only) == {"native": "same losses", "portable": "other losses"}
+    assert numerics.digest(nudged) != numerics.digest(logits) == numerics.digest(logits.clone())
