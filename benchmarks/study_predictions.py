@@ -9,6 +9,11 @@ report stores each run's predicted tags (label ids, compressed; the words and go
 and a digest of the test split's words and gold tags: the comparison refuses two reports whose test splits
 differ, or a corpus whose test split is not the one the report was made on. A teacher (``teacher-0``...)
 can be named as a row.
+
+    .venv/bin/python benchmarks/study_predictions.py docs/results/finer-ord-longer.json docs/results/finer-ord-qat.json
+
+(two reports, no rows) lists the runs the two reports share, row and seed: whether the runs repeat each other
+(the words whose predicted tags differ; 0 when a store made again reproduces the old one) and their test F1.
 """
 
 from __future__ import annotations
@@ -66,17 +71,22 @@ def exported(report: dict, row: str) -> dict[str, str]:
     return predictions[row]
 
 
+def _check_split(reports: tuple[dict, ...], words: list[list[str]], gold: list[list[str]]) -> None:
+    """ValueError unless every report was made on this test split."""
+    digest = split_digest(words, gold)
+    for report in reports:
+        if report["test_split"]["sha256"] != digest:
+            raise ValueError(f"the report {report.get('report')!r} was made on another test split than "
+                             f"{report['data']}'s here")
+
+
 def compare_rows(a: tuple[dict, str], b: tuple[dict, str], words: list[list[str]], gold: list[list[str]]) -> dict:
     """Row ``a[1]`` of report ``a[0]`` against row ``b[1]`` of ``b[0]`` on the test split (``words``, ``gold``):
     ``seeds``, per-seed F1 of each, ``gain``, ``t_p`` and ``bootstrap`` as the study reports them."""
     from study import entity_counts, micro_f1, paired_bootstrap, paired_t  # the sibling module
 
     runs = [exported(report, row) for report, row in (a, b)]
-    digest = split_digest(words, gold)
-    for report, _ in (a, b):
-        if report["test_split"]["sha256"] != digest:
-            raise ValueError(f"the report {report.get('report')!r} was made on another test split than "
-                             f"{report['data']}'s here")
+    _check_split((a[0], b[0]), words, gold)
     lengths = [len(w) for w in words]
     counts = []
     for (report, _), packed_runs in zip((a, b), runs):
@@ -90,30 +100,66 @@ def compare_rows(a: tuple[dict, str], b: tuple[dict, str], words: list[list[str]
             "bootstrap": paired_bootstrap([counts[0][s] for s in seeds], [counts[1][s] for s in seeds])}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("report_a", type=Path)
-    parser.add_argument("row_a")
-    parser.add_argument("report_b", type=Path)
-    parser.add_argument("row_b")
-    parser.add_argument("--data", default="", help="the corpus (default: the one the first report names)")
-    args = parser.parse_args()
-    from findistill.data.splits import load_ner_data
+def repeats(a: dict, b: dict, words: list[list[str]], gold: list[list[str]]) -> list[dict]:
+    """The runs reports ``a`` and ``b`` share (same row name, same seed), each as ``row``, ``seed``,
+    ``words_differ`` (test words whose predicted tags differ between the two) and ``f1`` (in ``a``, in ``b``);
+    ValueError if the reports were made on other test splits or share no run."""
+    from study import entity_counts, micro_f1  # the sibling module
 
-    a, b = (json.loads(p.read_text()) for p in (args.report_a, args.report_b))
-    test = load_ner_data(args.data or a["data"]).splits["test"]
-    try:
-        cmp = compare_rows((a, args.row_a), (b, args.row_b), [s.tokens for s in test], [s.tags for s in test])
-    except (KeyError, ValueError) as err:
-        sys.exit(f"error: {err.args[0]}")
+    _check_split((a, b), words, gold)
+    lengths = [len(w) for w in words]
+    shared = []
+    for row, runs in (a.get("predictions") or {}).items():
+        others = (b.get("predictions") or {}).get(row, {})
+        for seed in sorted(set(runs) & set(others)):
+            tags = [unpack_tags(report["predictions"][row][seed], report["labels"], lengths) for report in (a, b)]
+            differ = sum(x != y for sa, sb in zip(*tags) for x, y in zip(sa, sb))
+            shared.append({"row": row, "seed": seed, "words_differ": differ,
+                           "f1": [micro_f1(entity_counts(gold, t)) for t in tags]})
+    if not shared:
+        raise ValueError(f"the reports {a.get('report')!r} and {b.get('report')!r} share no run (row and seed)")
+    return shared
+
+
+def _print_repeats(paths: list[Path], shared: list[dict]) -> None:
+    print(f"runs in both {paths[0].name} and {paths[1].name} (test F1 in each; words whose tags differ):")
+    for run in shared:
+        verdict = "the same predictions" if run["words_differ"] == 0 else f"{run['words_differ']} words differ"
+        print(f"  {run['row']}, seed {run['seed']}: {run['f1'][0]:.4f} / {run['f1'][1]:.4f}, {verdict}")
+
+
+def _print_comparison(paths: list[Path], rows: list[str], cmp: dict) -> None:
     boot = cmp["bootstrap"]
-    print(f"{args.row_a} ({args.report_a.name}) against {args.row_b} ({args.report_b.name}), seeds "
-          f"{', '.join(cmp['seeds'])}:")
-    for name, f1 in zip((args.row_a, args.row_b), cmp["f1"]):
+    print(f"{rows[0]} ({paths[0].name}) against {rows[1]} ({paths[1].name}), seeds {', '.join(cmp['seeds'])}:")
+    for name, f1 in zip(rows, cmp["f1"]):
         print(f"  {name}: test F1 {', '.join(f'{x:.4f}' for x in f1)} (mean {np.mean(f1):.4f})")
     t_p = "–" if cmp["t_p"] is None else f"{cmp['t_p']:.3f}"
     print(f"  gain {100 * cmp['gain']:+.2f} F1 points; paired t-test p {t_p}; bootstrap 95% "
           f"[{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}], p(not better) {boot['p_not_better']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reports", nargs="+", metavar="REPORT [ROW]",
+                        help="A.json ROW_A B.json ROW_B: two rows compared; A.json B.json: the runs both repeat")
+    parser.add_argument("--data", default="", help="the corpus (default: the one the first report names)")
+    args = parser.parse_args()
+    if len(args.reports) not in (2, 4):
+        parser.error("give A.json ROW_A B.json ROW_B (two rows) or A.json B.json (the runs two reports share)")
+    from findistill.data.splits import load_ner_data
+
+    paths = [Path(p) for p in args.reports[::len(args.reports) // 2]]
+    rows = args.reports[1::2] if len(args.reports) == 4 else []
+    a, b = (json.loads(p.read_text()) for p in paths)
+    test = load_ner_data(args.data or a["data"]).splits["test"]
+    words, gold = [s.tokens for s in test], [s.tags for s in test]
+    try:
+        if rows:
+            _print_comparison(paths, rows, compare_rows((a, rows[0]), (b, rows[1]), words, gold))
+        else:
+            _print_repeats(paths, repeats(a, b, words, gold))
+    except (KeyError, ValueError) as err:
+        sys.exit(f"error: {err.args[0]}")
 
 
 if __name__ == "__main__":

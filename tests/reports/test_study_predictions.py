@@ -77,3 +77,33 @@ def test_two_exported_rows_compare_as_the_study_compares_runs_and_only_on_the_sa
     monkeypatch.setattr(study, "run_predictions", lambda run_id: (words[1:], gold[1:], runs["good-42"][1:]))
     with pytest.raises(ValueError, match="another split"):
         exports.add("good", "1", "good-1")
+
+
+def test_two_reports_list_the_runs_they_share_and_how_many_words_a_rerun_changed(study, monkeypatch):
+    from study_predictions import repeats
+
+    rng = random.Random(2)
+    words, gold = _sentences(rng, 120)
+    first = _noisy(rng, gold, 0.1)
+    moved = [list(s) for s in first]
+    for sentence, position in ((3, 0), (7, -1)):  # a rerun elsewhere: two words tagged otherwise
+        moved[sentence][position] = "B-MISC" if first[sentence][position] != "B-MISC" else "O"
+    runs = {"old-row-42": first, "old-row-1": first, "old-only-old-42": first, "new-row-42": [list(s) for s in first],
+            "new-row-1": moved, "new-row-2": first, "new-teacher-0-42": gold}
+    monkeypatch.setattr(study, "run_predictions", lambda run_id: (words, gold, runs[run_id]))
+    reports = []
+    for name in ("old", "new"):
+        result = {"report": name, "data": "corpus"}
+        exports = study.Exports(result)
+        for run_id in runs:
+            if run_id.startswith(name + "-"):
+                row, seed = run_id[len(name) + 1:].rsplit("-", 1)
+                exports.add(row, seed, run_id)
+        reports.append(json.loads(json.dumps(result)))
+    shared = repeats(reports[1], reports[0], words, gold)
+    assert [(r["row"], r["seed"], r["words_differ"]) for r in shared] == [("row", "1", 2), ("row", "42", 0)]
+    assert shared[1]["f1"][0] == shared[1]["f1"][1] == study.micro_f1(study.entity_counts(gold, first))
+    assert shared[0]["f1"][0] == study.micro_f1(study.entity_counts(gold, moved))
+    with pytest.raises(ValueError, match="share no run"):
+        repeats(reports[0], {**reports[1], "predictions": {"teacher-0": reports[1]["predictions"]["teacher-0"]}},
+                words, gold)
