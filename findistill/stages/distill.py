@@ -36,6 +36,7 @@ from findistill.stages.common import (
     tag_initial_weights,
     training_device,
 )
+from findistill.tracking.environment import environment_tags, fingerprint
 from findistill.tracking.runs import localize, localize_model, log_metrics, stage_run
 from findistill.training.distill import LossSettings, distill_student, teacher_targets
 from findistill.training.kd_losses import HIDDEN_LOSSES, POOLINGS
@@ -181,7 +182,8 @@ def select_by_teacher(config: Config, data: NerData, groups: list[list[list[str]
     n = round(config.transfer_ratio * len(data.splits["train"]))
     candidates = [words for group in groups for words in group]
     logits_only = LossSettings(word_pooling=config.word_pooling)
-    outputs = teacher_targets([(teacher, tokenizer)], candidates, config.settings(), logits_only, cache, device)
+    outputs = teacher_targets([(teacher, tokenizer)], candidates, config.settings(), logits_only, cache, device,
+                              fingerprint(environment_tags()))
     counts = entity_word_counts(outputs.logits, outputs.present, model_labels(teacher).index("O"))
     chosen: list[list[str]] = []
     kept: list[np.ndarray] = []
@@ -203,7 +205,8 @@ def select_by_teacher(config: Config, data: NerData, groups: list[list[list[str]
 def teacher_cache_dir(config: Config, checkpoints: Path) -> Path:
     """Where cached teacher outputs go: ``teacher_cache``, or for ``auto`` a folder beside the
     checkpoint folders (``.findistill/teacher-outputs``: every run of any student on the same sentences
-    with the same teacher reads them), or the checkpoint folder itself when that was given."""
+    with the same teacher reads them, in the same environment: ``env.*`` fingerprint), or the checkpoint
+    folder itself when that was given."""
     if config.teacher_cache != "auto":
         return Path(config.teacher_cache)
     if config.checkpoint_dir != "auto":
@@ -284,6 +287,7 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             student, student_tokenizer, teacher, teacher_tokenizer, data.splits["train"], data.splits["validation"],
             labels, config.settings(), losses, checkpoints, transfer=transfer, extra_teachers=members,
             teacher_cache=teacher_cache_dir(config, checkpoints), cache_teacher=config.cache_teacher,
+            cache_environment=fingerprint(environment_tags()),
             device=device, on_epoch=lambda metrics, epoch: _epoch_done(metrics, epoch, on_epoch),
             quant_scheme=scheme,
         )

@@ -390,16 +390,19 @@ def mean_word_outputs(members: Sequence[WordOutputs]) -> WordOutputs:
 
 def teacher_targets(teachers: Sequence[tuple[PreTrainedModel, PreTrainedTokenizerBase]],
                     words: Sequence[Sequence[str]], settings: TrainSettings, losses: LossSettings, cache: Path,
-                    device: str = "cpu") -> WordOutputs:
+                    device: str = "cpu", environment: str = "") -> WordOutputs:
     """The soft targets of ``words``: the word outputs of the one teacher, or the mean of an ensemble's
-    (:func:`mean_word_outputs`), each member's cached in ``cache`` under its weights' digest; hidden
-    states (the teacher layers of ``losses.layer_map``) come from the first member."""
+    (:func:`mean_word_outputs`), each member's cached in ``cache`` under its weights' digest, the device type
+    and ``environment`` (what decides the numerics where they are computed: another CPU's kernels or
+    pinned ones compute other last digits, so they compute their own); hidden states (the teacher layers of
+    ``losses.layer_map``) come from the first member."""
     precision = resolve_precision(settings.precision, device)
     layers = [t for _, t in losses.layer_map] if losses.hidden_weight > 0 else []
     members = []
     for j, (model, tokenizer) in enumerate(teachers):
         member_layers = layers if j == 0 else []
-        key = [weights_digest(model), str(settings.max_length), losses.word_pooling, precision, str(member_layers)]
+        key = [weights_digest(model), str(settings.max_length), losses.word_pooling, precision, str(member_layers),
+               torch.device(device).type, environment]
         with main_process_first(device):  # rank 0 computes, the other ranks read its file
             members.append(cached_word_outputs(cache, words, key, lambda m=model, t=tokenizer, h=member_layers:
                                                word_outputs(m, t, words, batch_size=64,
@@ -425,6 +428,7 @@ def distill_student(
     extra_teachers: Sequence[tuple[PreTrainedModel, PreTrainedTokenizerBase]] = (),
     teacher_cache: str | Path | None = None,
     cache_teacher: bool = True,
+    cache_environment: str = "",
     device: str = "cpu",
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
     resume: bool = True,
@@ -437,7 +441,8 @@ def distill_student(
     ``device``. ``extra_teachers`` (model, tokenizer) make an ensemble with ``teacher``: the soft targets
     are the mean of the members' word logits (:func:`mean_word_outputs`; cached outputs only), hidden-state
     targets stay ``teacher``'s. Cached teacher outputs go to ``teacher_cache`` (default ``output_dir``),
-    where runs of other students on the same sentences find them. Early stopping and the best epoch use
+    where runs of other students on the same sentences in the same ``cache_environment`` find them
+    (:func:`teacher_targets`). Early stopping and the best epoch use
     the student's validation entity F1, as in fine-tuning; an interrupted run resumes from the last
     checkpoint in ``output_dir``. With ``quant_scheme``, the student trains and is validated with the
     rounding of its ONNX Runtime int8 model (:mod:`findistill.training.qat`) and is returned with its
@@ -476,7 +481,7 @@ def distill_student(
             continue
         if cache_teacher:
             targets = teacher_targets([(teacher, teacher_tokenizer), *extra_teachers], words, settings, losses,
-                                      Path(teacher_cache or output_dir), device)
+                                      Path(teacher_cache or output_dir), device, cache_environment)
             examples += build_examples(student_tokenizer, words, tags, label2id, settings.max_length, targets=targets)
             update_digest(targets_digest, targets)
         else:

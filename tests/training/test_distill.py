@@ -230,3 +230,13 @@ def test_ensemble_targets_are_the_mean_of_the_members_word_logits(tmp_path, pack
     assert len(list(tmp_path.glob("teacher-outputs-*"))) == 3  # one cache per member
     single = teacher_targets([(members[1], packaged_tokenizer)], SENTENCES, settings, losses, tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(single.logits, alone[1].logits, strict=True))
+    # another environment (another CPU's kernels, or pinned ones) computes its own; the same one reads them
+    cached = set(tmp_path.glob("teacher-outputs-*"))
+    pinned = "AMD EPYC, AVX2, mkl 2024.2, ATEN_CPU_CAPABILITY=avx2"
+    teacher_targets([(members[1], packaged_tokenizer)], SENTENCES, settings, losses, tmp_path, environment=pinned)
+    assert len(set(tmp_path.glob("teacher-outputs-*")) - cached) == 1
+    cached = set(tmp_path.glob("teacher-outputs-*"))
+    again = teacher_targets([(members[1], packaged_tokenizer)], SENTENCES, settings, losses, tmp_path,
+                            environment=pinned)
+    assert set(tmp_path.glob("teacher-outputs-*")) == cached
+    assert all(np.array_equal(a, b) for a, b in zip(again.logits, single.logits, strict=True))
