@@ -129,9 +129,10 @@ def against(rows: dict, earlier: dict) -> dict[str, str]:
 def markdown(result: dict) -> str:
     lines = ["# Kernel settings and a training's numbers", "",
              f"Machine: {result['cpu_model']} (torch picks {result['native_capability']} kernels), torch "
-             f"{result['torch']}, {result['blas']}, {result.get('platform', '?')}. Teacher `{result['teacher']}`, {SENTENCES} training sentences of "
-             f"`{result['data']}`. Each setting ran in a fresh process; each column compares its result with the "
-             "first native process: `identical` bit for bit, else the largest absolute difference. Training: "
+             f"{result['torch']}, {result['blas']}, {result.get('platform', '?')}. Teacher `{result['teacher']}`, "
+             f"{SENTENCES} training sentences of `{result['data']}`. Each setting ran in a fresh process; each "
+             "column compares its result with the first native process: `identical` bit for bit, else the largest "
+             "absolute difference. Training: "
              f"{STEPS} AdamW steps (lr 1e-4, batches of {BATCH}) from the same weights.", "",
              "| setting | torch kernels | SVD factors (rank 48) | teacher logits | weights after training | "
              "last loss | an earlier process with the same setting |", "|---|---|---|---|---|---:|---|"]

@@ -442,14 +442,13 @@ def distill_student(
     are the mean of the members' word logits (:func:`mean_word_outputs`; cached outputs only), hidden-state
     targets stay ``teacher``'s. Cached teacher outputs go to ``teacher_cache`` (default ``output_dir``),
     where runs of other students on the same sentences in the same ``cache_environment`` find them
-    (:func:`teacher_targets`). Early stopping and the best epoch use
-    the student's validation entity F1, as in fine-tuning; an interrupted run resumes from the last
-    checkpoint in ``output_dir``. With ``quant_scheme``, the student trains and is validated with the
-    rounding of its ONNX Runtime int8 model (:mod:`findistill.training.qat`) and is returned with its
-    plain float forward passes. Returns the :func:`findistill.training.trainer.fit` summary plus
-    ``teacher_seconds`` (time spent computing the cached teacher outputs), example counts and, with
-    ``cache_teacher``, ``teacher_targets_sha256`` (:func:`update_digest` over the soft targets of the
-    training set, then of the transfer set).
+    (:func:`teacher_targets`). Early stopping and the best epoch use the student's validation entity F1,
+    as in fine-tuning; an interrupted run resumes from the last checkpoint in ``output_dir``. With
+    ``quant_scheme``, the student trains and is validated with the rounding of its ONNX Runtime int8 model
+    (:mod:`findistill.training.qat`) and is returned with its plain float forward passes. Returns the
+    :func:`findistill.training.trainer.fit` summary plus ``teacher_seconds`` (time spent computing the
+    cached teacher outputs), example counts and, with ``cache_teacher``, ``teacher_targets_sha256``
+    (:func:`update_digest` over the soft targets of the training set, then of the transfer set).
     """
     if losses.attention_weight > 0 and cache_teacher:
         raise ValueProblem("cache_teacher", "the attention loss needs the teacher's attention maps at "
