@@ -174,16 +174,17 @@ def load_transfer_set(config: Config, data: NerData) -> list[list[str]]:
 
 
 def select_by_teacher(config: Config, data: NerData, groups: list[list[list[str]]], teacher, tokenizer,
-                      cache: Path, device: str) -> list[list[str]]:
+                      cache: Path, device: str, environment: str = "") -> list[list[str]]:
     """``transfer_select=entities``: of each source's candidates (``groups``, ``transfer_pool`` x its share),
     its share of sentences: ``transfer_entity_share`` of them those in which ``teacher`` tags the most
     words as entities (its cached word logits; ties keep the seeded draw's order), the others the first of
-    the seeded draw (:func:`entity_choice`). Logs the entity words per sentence before and after."""
+    the seeded draw (:func:`entity_choice`). Logs the entity words per sentence before and after. The logits
+    are cached in ``cache`` under ``environment`` (:func:`teacher_targets`)."""
     n = round(config.transfer_ratio * len(data.splits["train"]))
     candidates = [words for group in groups for words in group]
     logits_only = LossSettings(word_pooling=config.word_pooling)
     outputs = teacher_targets([(teacher, tokenizer)], candidates, config.settings(), logits_only, cache, device,
-                              fingerprint(environment_tags()))
+                              environment)
     counts = entity_word_counts(outputs.logits, outputs.present, model_labels(teacher).index("O"))
     chosen: list[list[str]] = []
     kept: list[np.ndarray] = []
@@ -251,9 +252,10 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
         log_data(data)
         teacher_tokenizer = load_tokenizer(teacher_dir, trust_remote_code=config.trust_remote_code)
         checkpoints = checkpoint_path(config, "distill")
+        environment = fingerprint(environment_tags())  # the teacher-output cache's key
         if groups and pool > 1:
             transfer = select_by_teacher(config, data, groups, teacher, teacher_tokenizer,
-                                         teacher_cache_dir(config, checkpoints), device)
+                                         teacher_cache_dir(config, checkpoints), device, environment)
         else:
             transfer = [words for group in groups for words in group]
         if config.student_init == "teacher":
@@ -287,7 +289,7 @@ def run(config: Config, on_epoch: Callable[[dict[str, float], int], None] | None
             student, student_tokenizer, teacher, teacher_tokenizer, data.splits["train"], data.splits["validation"],
             labels, config.settings(), losses, checkpoints, transfer=transfer, extra_teachers=members,
             teacher_cache=teacher_cache_dir(config, checkpoints), cache_teacher=config.cache_teacher,
-            cache_environment=fingerprint(environment_tags()),
+            cache_environment=environment,
             device=device, on_epoch=lambda metrics, epoch: _epoch_done(metrics, epoch, on_epoch),
             quant_scheme=scheme,
         )
