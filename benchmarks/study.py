@@ -101,6 +101,9 @@ HIDDEN_ONLY = {"kd_weight": "0", "ce_weight": "0", "hidden_weight": "1", "hidden
 #: the best 3-layer student's training (weighted rank-96 embeddings, Reuters x1) with the hidden-state loss
 #: beside the logits' on that map, at weight 1
 HIDDEN_UNIFORM = {**REUTERS_X, "embedding_weights": "frequency", "hidden_weight": "1", "hidden_layers": "uniform"}
+#: ONNX Runtime int8 with weights rounded to 7 bits, as quantization-aware training with ``quant_reduce_range``
+#: simulates it exactly
+REDUCED_RANGE = {"reduce_range": "true"}
 #: one more epoch of a trained student at the same loss (its embeddings and widths are kept as they are)
 QAT_EPOCH = {**REUTERS_X, "hidden_weight": "1", "hidden_layers": "uniform", "epochs": "1"}
 VARIANTS: dict[str, Variant] = {
@@ -338,6 +341,19 @@ VARIANTS: dict[str, Variant] = {
                                                 params={**QAT_EPOCH, "epochs": "12", "patience": "12"},
                                                 init="s6-r48w-f320-hidden-e12-full",
                                                 baseline="s6-r48w-f320-hidden-e12-full", lever="budget"),
+    # quantization-aware training where the simulated rounding is exactly ONNX Runtime's (7-bit weights,
+    # ``reduce_range``): one more epoch of the 24-epoch student with it, and the same epoch without it
+    "s6-r48w-f320-hidden-e12-full-r12-ft": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then 1 "
+                                                   "more (KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320,
+                                                   params=QAT_EPOCH, init="s6-r48w-f320-hidden-e12-full-r12",
+                                                   baseline="s6-r48w-f320-hidden-e12-full-r12", lever="budget"),
+    "s6-r48w-f320-hidden-e12-full-r12-qat7": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then 1 "
+                                                     "epoch of quantization-aware training with 7-bit weights "
+                                                     "(exact simulation; KD + hidden MSE + Reuters x1)", 6, rank=48,
+                                                     ffn=320, params={**QAT_EPOCH, "quant_aware": "true",
+                                                                      "quant_reduce_range": "true"},
+                                                     init="s6-r48w-f320-hidden-e12-full-r12",
+                                                     baseline="s6-r48w-f320-hidden-e12-full-r12-ft", lever="qat"),
     # how far the kernels alone move a run: the 12-epoch student computed again with torch's, oneMKL's and
     # oneDNN's kernels pinned to AVX2 (the same parameters and seed; what another CPU does to a run)
     "s6-r48w-f320-hidden-e12-full-avx2": Variant("6 layers, feed-forward 320, r=48 weighted, KD + hidden MSE + "
@@ -438,6 +454,23 @@ VARIANTS: dict[str, Variant] = {
                                                      baseline="s6-r48w-f320-hidden-e12-full-r12", lever="int8",
                                                      quantize="onnx-int8",
                                                      versus=("s6-r48w-f320-hidden-e12-full-int8",)),
+    "s6-r48w-f320-hidden-e12-full-r12-int8r": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, ONNX "
+                                                      "Runtime int8 with 7-bit weights", 6, rank=48, ffn=320,
+                                                      baseline="s6-r48w-f320-hidden-e12-full-r12", lever="int8",
+                                                      quantize="onnx-int8", params=REDUCED_RANGE,
+                                                      versus=("s6-r48w-f320-hidden-e12-full-r12-int8",)),
+    "s6-r48w-f320-hidden-e12-full-r12-ft-int8r": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then "
+                                                         "1 more, ONNX Runtime int8 with 7-bit weights", 6, rank=48,
+                                                         ffn=320, baseline="s6-r48w-f320-hidden-e12-full-r12-ft",
+                                                         lever="int8", quantize="onnx-int8", params=REDUCED_RANGE),
+    "s6-r48w-f320-hidden-e12-full-r12-qat7-int8r": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, "
+                                                           "then 1 epoch of quantization-aware training with 7-bit "
+                                                           "weights, ONNX Runtime int8 with 7-bit weights", 6,
+                                                           rank=48, ffn=320,
+                                                           baseline="s6-r48w-f320-hidden-e12-full-r12-qat7",
+                                                           lever="int8", quantize="onnx-int8", params=REDUCED_RANGE,
+                                                           versus=("s6-r48w-f320-hidden-e12-full-r12-ft-int8r",
+                                                                   "s6-r48w-f320-hidden-e12-full-r12-int8")),
     "s3-r96w-f768-ensemble-hidden-int8": Variant("3 layers, feed-forward 768, r=96 weighted, KD from the ensemble + "
                                                  "hidden MSE + Reuters x1, ONNX Runtime int8", 3, rank=96, ffn=768,
                                                  baseline="s3-r96w-f768-ensemble-hidden", lever="int8",
@@ -477,7 +510,10 @@ SELECTIONS = {
            "s6-r48w-f320-hidden-e12-full-int8,s6-r48w-f320-hidden-e12-ft,"
            "s6-r48w-f320-hidden-e12-ft-int8,s6-r48w-f320-hidden-e12-qat,s6-r48w-f320-hidden-e12-qat-int8",
     "longer": "s6-r48w-f320-hidden-e12-full,s6-r48w-f320-hidden-e12-full-int8,s6-r48w-f320-hidden-e12-full-r12,"
-              "s6-r48w-f320-hidden-e12-full-r12-int8,s6-r48w-f320-hidden-e12-full-avx2",
+              "s6-r48w-f320-hidden-e12-full-r12-int8,s6-r48w-f320-hidden-e12-full-avx2,"
+              "s6-r48w-f320-hidden-e12-full-r12-int8r,s6-r48w-f320-hidden-e12-full-r12-ft,"
+              "s6-r48w-f320-hidden-e12-full-r12-ft-int8r,s6-r48w-f320-hidden-e12-full-r12-qat7,"
+              "s6-r48w-f320-hidden-e12-full-r12-qat7-int8r",
 }
 
 
