@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test setup ui server clean
+.PHONY: demo test lint setup ui server clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# ruff at the release pinned in pyproject.toml (tests/test_lint.py runs the same check)
+lint: $(VENV)/.installed
+	$(BIN)/python -m ruff check .
 
 ui: $(VENV)/.installed
 	@echo "MLflow UI (model-training view): http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"

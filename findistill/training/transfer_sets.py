@@ -71,8 +71,8 @@ def select_transfer(candidates: list[list[str]], n: int, seed: int, exclude: Seq
 def entity_word_counts(logits: Sequence[np.ndarray], present: Sequence[np.ndarray], outside: int) -> np.ndarray:
     """Per sentence, the words whose highest-scoring label is not ``outside`` (the id of ``O``), among
     the words the model saw (``present``)."""
-    return np.array([int(((np.asarray(l).argmax(-1) != outside) & np.asarray(p)).sum())
-                     for l, p in zip(logits, present, strict=True)], dtype=np.int64)
+    return np.array([int(((np.asarray(scores).argmax(-1) != outside) & np.asarray(seen)).sum())
+                     for scores, seen in zip(logits, present, strict=True)], dtype=np.int64)
 
 
 def entity_choice(counts: np.ndarray, n: int, share: float = 1.0) -> np.ndarray:
