@@ -347,6 +347,11 @@ VARIANTS: dict[str, Variant] = {
                                                    "more (KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320,
                                                    params=QAT_EPOCH, init="s6-r48w-f320-hidden-e12-full-r12",
                                                    baseline="s6-r48w-f320-hidden-e12-full-r12", lever="budget"),
+    # the same one epoch straight after the 12-epoch student: does a last short schedule pay without the 12 between
+    "s6-r48w-f320-hidden-e12-full-ft": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 more "
+                                               "(KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320,
+                                               params=QAT_EPOCH, init="s6-r48w-f320-hidden-e12-full",
+                                               baseline="s6-r48w-f320-hidden-e12-full", lever="budget"),
     "s6-r48w-f320-hidden-e12-full-r12-qat7": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then 1 "
                                                      "epoch of quantization-aware training with 7-bit weights "
                                                      "(exact simulation; KD + hidden MSE + Reuters x1)", 6, rank=48,
@@ -459,6 +464,16 @@ VARIANTS: dict[str, Variant] = {
                                                       baseline="s6-r48w-f320-hidden-e12-full-r12", lever="int8",
                                                       quantize="onnx-int8", params=REDUCED_RANGE,
                                                       versus=("s6-r48w-f320-hidden-e12-full-r12-int8",)),
+    "s6-r48w-f320-hidden-e12-full-ft-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 "
+                                                    "more, ONNX Runtime int8", 6, rank=48, ffn=320,
+                                                    baseline="s6-r48w-f320-hidden-e12-full-ft", lever="int8",
+                                                    quantize="onnx-int8",
+                                                    versus=("s6-r48w-f320-hidden-e12-full-int8",)),
+    "s6-r48w-f320-hidden-e12-full-r12-ft-int8": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then 1 "
+                                                        "more, ONNX Runtime int8", 6, rank=48, ffn=320,
+                                                        baseline="s6-r48w-f320-hidden-e12-full-r12-ft", lever="int8",
+                                                        quantize="onnx-int8",
+                                                        versus=("s6-r48w-f320-hidden-e12-full-r12-int8",)),
     "s6-r48w-f320-hidden-e12-full-r12-ft-int8r": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then "
                                                          "1 more, ONNX Runtime int8 with 7-bit weights", 6, rank=48,
                                                          ffn=320, baseline="s6-r48w-f320-hidden-e12-full-r12-ft",
@@ -513,7 +528,8 @@ SELECTIONS = {
               "s6-r48w-f320-hidden-e12-full-r12-int8,s6-r48w-f320-hidden-e12-full-avx2,"
               "s6-r48w-f320-hidden-e12-full-r12-int8r,s6-r48w-f320-hidden-e12-full-r12-ft,"
               "s6-r48w-f320-hidden-e12-full-r12-ft-int8r,s6-r48w-f320-hidden-e12-full-r12-qat7,"
-              "s6-r48w-f320-hidden-e12-full-r12-qat7-int8r",
+              "s6-r48w-f320-hidden-e12-full-r12-qat7-int8r,s6-r48w-f320-hidden-e12-full-r12-ft-int8,"
+              "s6-r48w-f320-hidden-e12-full-ft,s6-r48w-f320-hidden-e12-full-ft-int8",
 }
 
 
