@@ -164,6 +164,45 @@ def load_stage_data(params: DataParams) -> NerData:
     return data
 
 
+#: the parameters that decide which sentences of a corpus fall into which split
+SPLIT_PARAMS = ("splits", "seed", "validation_fraction", "test_fraction", "max_sentences", "split_blocks")
+
+
+def _same_value(logged: str, value) -> bool:
+    try:
+        return float(logged) == float(value)
+    except ValueError:
+        return logged == str(value)
+
+
+def _same_data(logged: str, data: str) -> bool:
+    if logged == data:
+        return True
+    return Path(logged).exists() and Path(data).exists() and Path(logged).resolve() == Path(data).resolve()
+
+
+def check_source_splits(model: str, params: DataParams) -> str:
+    """Warn when ``model`` (``runs:/<id>/...``) was trained on ``params.data`` cut into other splits: then
+    this stage's validation (and test, with a test fraction) holds sentences the model trained on. Prints
+    the warning, tags the run ``findistill.split_warning`` and returns it ("" when the splits agree,
+    the model is not a run's or its run logged no data parameters)."""
+    match = re.match(r"runs:/([0-9a-f]{32})/", model)
+    if not match:
+        return ""
+    logged = mlflow.get_run(match.group(1)).data.params
+    if "data" not in logged or not _same_data(logged["data"], params.data):
+        return ""
+    differ = [f"{name}={logged[name]} (here {getattr(params, name)})" for name in SPLIT_PARAMS
+              if name in logged and not _same_value(logged[name], getattr(params, name))]
+    if not differ:
+        return ""
+    warning = (f"model: {model} was trained on {params.data} split with {', '.join(differ)}: this run's "
+               f"splits overlap its training sentences; pass the same {', '.join(d.split('=')[0] for d in differ)}")
+    print(f"warning: {warning}")
+    mlflow.set_tag("findistill.split_warning", warning)
+    return warning
+
+
 def log_data(data: NerData) -> dict:
     """Log the splits as the run's dataset inputs, ``data_stats.json`` and the tags ``findistill.corpus``
     and ``findistill.validation_unit`` (how the validation part was cut: ``document``, ``block``,

@@ -22,6 +22,7 @@ from findistill.models.loading import load_token_classifier, load_tokenizer
 from findistill.runtimes.variants import load_inference_model
 from findistill.stages.common import (
     DataParams,
+    check_source_splits,
     load_stage_data,
     log_evaluation,
     print_tracking_location,
@@ -81,6 +82,7 @@ def run(config: Config) -> str:
             print_tracking_location()
             return run.info.run_id
     with stage_run("evaluate", config, run_name=f"evaluate {short_ref(config.model)}") as run:
+        check_source_splits(config.model, config)
         model_dir = localize_model(config.model)
         tokenizer = load_tokenizer(model_dir)
         model = load_inference_model(model_dir)  # in the runtime the folder holds (a quantize variant too)

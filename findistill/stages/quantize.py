@@ -35,6 +35,7 @@ from findistill.runtimes.variants import (
 from findistill.stages.common import (
     EXAMPLE_TEXTS,
     DataParams,
+    check_source_splits,
     load_stage_data,
     log_evaluation,
     print_tracking_location,
@@ -85,6 +86,7 @@ def run(config: Config) -> str:
     variant = VARIANTS[config.variant]
     data = load_stage_data(config)
     with stage_run("quantize", config, run_name=f"quantize {config.variant}") as run:
+        check_source_splits(config.model, config)
         source_dir = localize_model(config.model)
         made_from, info = variant_of(source_dir)
         if made_from.name != "pytorch":
