@@ -341,17 +341,17 @@ VARIANTS: dict[str, Variant] = {
                                                 params={**QAT_EPOCH, "epochs": "12", "patience": "12"},
                                                 init="s6-r48w-f320-hidden-e12-full",
                                                 baseline="s6-r48w-f320-hidden-e12-full", lever="budget"),
+    # one more epoch straight after the 12-epoch student: does a last short schedule pay without the 12 between
+    "s6-r48w-f320-hidden-e12-full-ft": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 more "
+                                               "(KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320,
+                                               params=QAT_EPOCH, init="s6-r48w-f320-hidden-e12-full",
+                                               baseline="s6-r48w-f320-hidden-e12-full", lever="budget"),
     # quantization-aware training where the simulated rounding is exactly ONNX Runtime's (7-bit weights,
     # ``reduce_range``): one more epoch of the 24-epoch student with it, and the same epoch without it
     "s6-r48w-f320-hidden-e12-full-r12-ft": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then 1 "
                                                    "more (KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320,
                                                    params=QAT_EPOCH, init="s6-r48w-f320-hidden-e12-full-r12",
                                                    baseline="s6-r48w-f320-hidden-e12-full-r12", lever="budget"),
-    # the same one epoch straight after the 12-epoch student: does a last short schedule pay without the 12 between
-    "s6-r48w-f320-hidden-e12-full-ft": Variant("6 layers, feed-forward 320, r=48 weighted, 12 epochs, then 1 more "
-                                               "(KD + hidden MSE + Reuters x1)", 6, rank=48, ffn=320,
-                                               params=QAT_EPOCH, init="s6-r48w-f320-hidden-e12-full",
-                                               baseline="s6-r48w-f320-hidden-e12-full", lever="budget"),
     "s6-r48w-f320-hidden-e12-full-r12-qat7": Variant("6 layers, feed-forward 320, r=48 weighted, 24 epochs, then 1 "
                                                      "epoch of quantization-aware training with 7-bit weights "
                                                      "(exact simulation; KD + hidden MSE + Reuters x1)", 6, rank=48,

@@ -186,18 +186,18 @@ def check_source_splits(model: str, params: DataParams) -> str:
     this stage's validation (and test, with a test fraction) holds sentences the model trained on. Prints
     the warning, tags the run ``findistill.split_warning`` and returns it ("" when the splits agree,
     the model is not a run's or its run logged no data parameters)."""
-    match = re.match(r"runs:/([0-9a-f]{32})/", model)
-    if not match:
+    if not model.startswith("runs:/"):
         return ""
-    logged = mlflow.get_run(match.group(1)).data.params
+    logged = mlflow.get_run(model.removeprefix("runs:/").split("/")[0]).data.params
     if "data" not in logged or not _same_data(logged["data"], params.data):
         return ""
-    differ = [f"{name}={logged[name]} (here {getattr(params, name)})" for name in SPLIT_PARAMS
+    differ = [name for name in SPLIT_PARAMS
               if name in logged and not _same_value(logged[name], getattr(params, name))]
     if not differ:
         return ""
-    warning = (f"model: {model} was trained on {params.data} split with {', '.join(differ)}: this run's "
-               f"splits overlap its training sentences; pass the same {', '.join(d.split('=')[0] for d in differ)}")
+    cuts = ", ".join(f"{name}={logged[name]} (here {getattr(params, name)})" for name in differ)
+    warning = (f"model: {model} was trained on {params.data} split with {cuts}: this run's splits overlap its "
+               f"training sentences; pass the same {', '.join(differ)}")
     print(f"warning: {warning}")
     mlflow.set_tag("findistill.split_warning", warning)
     return warning
